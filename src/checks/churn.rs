@@ -1,0 +1,193 @@
+//! `liveness.churn`: rapid connection churn from several clients at once (fork-heavy for a
+//! process server), then a fresh client must be served.
+//!
+//! When the server stops answering, the hang is diagnosed from /proc: what each thread is
+//! blocked in (`syscall`, `wchan`), which signals it has blocked, whether its CPU time moves,
+//! and a gdb backtrace where gdb is installed. A single-threaded process waiting in `futex`
+//! with SIGCHLD blocked and frozen CPU time is a process that deadlocked inside its own signal
+//! handler: the handler wants a lock (stdio's, malloc's) that the code it interrupted holds.
+
+use super::{common::*, in_range, Cx, Outcome};
+use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use crate::inspect::{tasks::task_snapshots, Pid, TaskSnapshot};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub const TITLE: &str = "Keeps serving through rapid connection churn (no deadlock)";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Connections in all (an upper bound).
+    pub connections: u32,
+    /// Clients connecting at the same time.
+    pub clients: u32,
+    /// Time budget for the churn, in seconds (an upper bound; scaled by --time-scale).
+    pub seconds: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { connections: 2000, clients: 8, seconds: 2.0 }
+    }
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), String> {
+        in_range("connections", self.connections, 1, 1_000_000)?;
+        in_range("clients", self.clients, 1, 1000)?;
+        in_range("seconds", self.seconds, 0.1, 600.0)
+    }
+}
+
+pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    let t = cx.timing;
+    let mut rng = cx.rng.clone();
+    let budget = t.scaled(p.seconds);
+    let srv = match cx.start() {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let start = Instant::now();
+    let mut done = 0u32;
+    let mut stuck: Option<String> = None;
+    while done < p.connections && start.elapsed() < budget {
+        let n = p.clients.min(p.connections - done);
+        let mut swarm = Swarm::new(srv.addr());
+        for i in 0..n {
+            let label = format!("c{}", done + i);
+            let line = payload::tagged_line(&mut rng, &label);
+            swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]));
+        }
+        swarm.run(RunLimits::both(t.serve), |_| false);
+        if let Some(bad) = swarm.sessions.iter().find(|s| !s.ok()) {
+            stuck = Some(format!("connection {} {}", bad.label, describe(bad, t.serve)));
+            break;
+        }
+        done += n;
+    }
+    let churn_s = start.elapsed().as_secs_f64();
+    let fresh = if stuck.is_none() { Some(probe(srv, &mut rng, "fresh", t.serve)) } else { None };
+    if stuck.is_none() && fresh.as_ref().is_some_and(|s| s.ok()) {
+        return Outcome::pass(
+            format!("Served {done} connections in {churn_s:.1} s of churn, then a fresh client."),
+            json!({ "connections": done, "churn_s": churn_s }),
+        );
+    }
+    let what = stuck.unwrap_or_else(|| {
+        format!("after {done} connections a fresh client {}", describe(fresh.as_ref().expect("probed"), t.serve))
+    });
+    if let Some(d) = death_note(srv) {
+        return Outcome::fail(0.0, format!("The server stopped serving: {what}. {d}"), json!({ "connections_served": done }));
+    }
+    let (diag, ev_tasks) = diagnose(srv.main_pid, &other_processes(srv).iter().filter(|p| !p.is_zombie()).map(|p| p.pid).collect::<Vec<_>>());
+    let mut fb = format!("The server stopped serving after {done} connections: {what}.");
+    fb.push(' ');
+    fb.push_str(&diag.summary);
+    let mut ev = json!({
+        "connections_served": done,
+        "churn_s": churn_s,
+        "tasks": ev_tasks,
+        "cpu_frozen": diag.cpu_frozen,
+    });
+    if let Some(bt) = diag.backtrace {
+        ev["gdb_backtrace"] = Value::String(bt);
+    }
+    Outcome::fail(0.0, fb, ev)
+}
+
+struct Diagnosis {
+    summary: String,
+    cpu_frozen: bool,
+    backtrace: Option<String>,
+}
+
+/// Read every thread's state twice, a moment apart, and name the kind of hang.
+fn diagnose(main: Pid, others: &[Pid]) -> (Diagnosis, Value) {
+    let first = task_snapshots(main);
+    // A fixed interval to see whether CPU time moves: a measurement, not synchronisation.
+    std::thread::sleep(Duration::from_millis(200));
+    let second = task_snapshots(main);
+    let cpu = |v: &[TaskSnapshot]| v.iter().map(|t| t.cpu_ticks).sum::<u64>();
+    let cpu_frozen = !second.is_empty() && cpu(&first) == cpu(&second);
+    let mut all = second.clone();
+    for &p in others.iter().take(8) {
+        all.extend(task_snapshots(p));
+    }
+    let backtrace = gdb_backtrace(main);
+    let handler_deadlock = second.len() == 1
+        && second[0].syscall == "futex"
+        && !second[0].blocked_signals.is_empty()
+        && cpu_frozen;
+    let bt_names = backtrace.as_deref().map(signal_frames).unwrap_or_default();
+    let summary = if handler_deadlock {
+        let sigs = second[0].blocked_signals.join(", ");
+        let mut s = format!(
+            "Its only thread waits in futex (a lock) with {sigs} blocked and uses no CPU: it is \
+             deadlocked inside its own signal handler. The handler called a function that takes \
+             a lock — printf, malloc, a mutex — while the code it interrupted was holding that \
+             same lock, so it waits for itself forever. Call only async-signal-safe functions in \
+             a handler (write, waitpid, _exit; see signal-safety(7)), or set a flag and do the \
+             work in the main loop."
+        );
+        if !bt_names.is_empty() {
+            s.push_str(&format!(" gdb shows: {bt_names}."));
+        }
+        s
+    } else if second.iter().any(|t| t.syscall == "futex") && cpu_frozen {
+        "Its threads wait on locks (futex) and use no CPU: a deadlock between threads, or in a \
+         signal handler."
+            .into()
+    } else if !cpu_frozen {
+        "It is using CPU but not answering: a busy loop (livelock), or a loop that never gets \
+         back to accept."
+            .into()
+    } else {
+        format!(
+            "It is blocked ({}) and not answering new clients.",
+            second.iter().map(|t| format!("thread {} in {}", t.tid, if t.syscall.is_empty() { &t.wchan } else { &t.syscall })).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let tasks = serde_json::to_value(&all).unwrap_or(Value::Null);
+    (Diagnosis { summary, cpu_frozen, backtrace }, tasks)
+}
+
+/// The innermost functions of the backtrace, innermost first.
+fn signal_frames(bt: &str) -> String {
+    let frames: Vec<&str> = bt
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .filter_map(|l| l.split(" in ").nth(1).or_else(|| l.split_whitespace().nth(1)))
+        .map(|f| f.split(' ').next().unwrap_or(f))
+        .collect();
+    frames.iter().take(8).copied().collect::<Vec<_>>().join(" <- ")
+}
+
+/// `gdb -batch -ex 'thread apply all bt'` on the process, bounded in time; None without gdb.
+fn gdb_backtrace(pid: Pid) -> Option<String> {
+    let mut child = std::process::Command::new("gdb")
+        .args(["-nx", "-batch", "-p", &pid.to_string(), "-ex", "thread apply all bt 12"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() < Duration::from_secs(15) => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    let frames: Vec<&str> = out.lines().filter(|l| l.starts_with('#') || l.starts_with("Thread")).take(40).collect();
+    (!frames.is_empty()).then(|| frames.join("\n"))
+}

@@ -1,0 +1,118 @@
+//! `fairness`: a client that streams data continuously must not starve another.
+//!
+//! Client A streams lines as fast as the server takes them (and reads its echo); once the
+//! server is busy with A, client B sends one line. B must get it back promptly. An event loop
+//! that keeps serving the first ready descriptor, or drains one client completely before
+//! looking at others, serves B only when A stops. Measured: a 3 s stream delayed B's echo by
+//! 2.8 s on a starving server and 1 ms on a fair one. When B is late, a second, shorter stream
+//! is run: a starved B's wait follows the stream's length.
+
+use super::{common::*, in_range, Cx, Outcome};
+use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use crate::supervise::Server;
+use crate::timing::Timing;
+use rand_chacha::ChaCha8Rng;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+pub const TITLE: &str = "A streaming client does not starve another (fairness)";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// How long A streams at most, in seconds (scaled by --time-scale).
+    pub stream_s: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { stream_s: 3.0 }
+    }
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), String> {
+        in_range("stream_s", self.stream_s, 0.5, 60.0)
+    }
+}
+
+/// One round: A streams for at most `stream`; returns B's wait (None if B never got its echo)
+/// and how long A streamed.
+fn round(srv: &Server, rng: &mut ChaCha8Rng, t: Timing, stream: Duration) -> (Option<Duration>, Duration, u64) {
+    let chunk: Vec<u8> = (0..64).flat_map(|i| payload::text_line(rng, 1024 - (i % 3))).collect();
+    let line = payload::tagged_line(rng, "B");
+    let mut swarm = Swarm::new(srv.addr());
+    let a = swarm.add(Session::new("A", vec![Step::Stream(chunk)]).holding());
+    // Wait until A's stream is flowing through the server (its echo is arriving).
+    swarm.run(RunLimits::both(t.serve), |s| s[a].echoed >= 256 * 1024 || s[a].is_finished());
+    let b = swarm.add(Session::new("B", vec![Step::Send(line), Step::Expect, Step::Close]));
+    let b_start = Instant::now();
+    let mut a_stopped: Option<Instant> = None;
+    swarm.run(RunLimits { idle: t.serve, overall: stream + t.serve }, |s| {
+        if a_stopped.is_none() && b_start.elapsed() >= stream {
+            s[a].stop_stream();
+            a_stopped = Some(Instant::now());
+        }
+        s[b].script_done()
+    });
+    let streamed = a_stopped.map_or(b_start.elapsed(), |at| at - b_start);
+    let sb = &swarm.sessions[b];
+    let wait = sb.ok().then(|| sb.finished_at.map_or(b_start.elapsed(), |f| f - b_start));
+    let a_bytes = swarm.sessions[a].echoed;
+    swarm.close_all();
+    (wait, streamed, a_bytes)
+}
+
+pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    let t = cx.timing;
+    let mut rng = cx.rng.clone();
+    let stream = t.scaled(p.stream_s);
+    let srv = match cx.start() {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let (wait1, streamed1, a_bytes) = round(srv, &mut rng, t, stream);
+    let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+    if let Some(w) = wait1.filter(|w| *w < t.serve) {
+        return Outcome::pass(
+            format!("B's line came back in {} ms while A streamed.", w.as_millis()),
+            json!({ "b_latency_ms": w.as_millis() as u64, "a_bytes_echoed": a_bytes }),
+        );
+    }
+    if let Some(d) = death_note(srv) {
+        return Outcome::fail(0.0, format!("The server stopped during the stream. {d}"), json!({ "b_latency_ms": ms(wait1) }));
+    }
+    // Confirm with a stream half as long: a starved client's wait follows the stream. (When B
+    // got nothing at all, a second round would show nothing more.)
+    let (wait2, streamed2) = match wait1 {
+        Some(_) => {
+            let (w, s, _) = round(srv, &mut rng, t, stream / 2);
+            (w, s)
+        }
+        None => (None, Duration::ZERO),
+    };
+    let ev = json!({
+        "deadline_ms": t.serve.as_millis() as u64,
+        "round1": { "a_streamed_ms": streamed1.as_millis() as u64, "b_latency_ms": ms(wait1) },
+        "round2": { "a_streamed_ms": streamed2.as_millis() as u64, "b_latency_ms": ms(wait2) },
+        "a_bytes_echoed_round1": a_bytes,
+    });
+    let show = |w: Option<Duration>| w.map_or("in vain".to_string(), |w| format!("{:.2} s", w.as_secs_f64()));
+    let comparison = if wait1.is_some() {
+        format!("; with a {:.1} s stream B waited {}. B is served only when A pauses", streamed2.as_secs_f64(), show(wait2))
+    } else {
+        String::from(". B was not served while A was connected")
+    };
+    let fb = format!(
+        "While client A streamed data, client B waited {} for its one line (A streamed {:.1} s){comparison}: \
+         the server keeps serving one busy client and starves the others. In an event loop, serve every ready \
+         client each turn, doing a bounded amount of work for each (one read of at most a \
+         buffer), instead of looping on one client until it has no more data or always \
+         taking the first ready descriptor.",
+        show(wait1),
+        streamed1.as_secs_f64(),
+    );
+    Outcome::fail(0.0, fb, ev)
+}

@@ -1,0 +1,245 @@
+//! The checks: one module per check, each with a stable id, a title, a workload, a verdict
+//! and evidence.
+//!
+//! A check gets a [`Cx`]: it starts its own fresh server instance through it (so one check's
+//! damage never spills into the next and every baseline is clean), drives clients against it,
+//! reads /proc, and returns an [`Outcome`]. A check may touch only its own instance. The table
+//! at the bottom of this file is the one list of checks: the rubric format, the order in the
+//! report and the dispatch all come from it.
+
+mod common;
+
+use crate::client::payload::check_rng;
+use crate::report::{Model, Status};
+use crate::supervise::{Server, ServerSpec, StartFailure};
+use crate::timing::Timing;
+use rand_chacha::ChaCha8Rng;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub use common::*;
+
+/// What a check concluded.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    /// The share of the check's points earned, 0 to 1.
+    pub fraction: f64,
+    pub feedback: String,
+    pub evidence: Map<String, Value>,
+    /// Whether the server's output tails help explain the verdict.
+    pub show_output: bool,
+}
+
+impl Outcome {
+    pub fn pass(feedback: impl Into<String>, evidence: Value) -> Outcome {
+        Outcome::with(Status::Pass, 1.0, feedback, evidence)
+    }
+
+    /// A failure earning `fraction` of the points (0 for most checks; partial where a check
+    /// measures a share).
+    pub fn fail(fraction: f64, feedback: impl Into<String>, evidence: Value) -> Outcome {
+        let mut o = Outcome::with(Status::Fail, fraction.clamp(0.0, 1.0), feedback, evidence);
+        o.show_output = true;
+        o
+    }
+
+    pub fn skipped(reason: impl Into<String>, evidence: Value) -> Outcome {
+        Outcome::with(Status::Skipped, 0.0, reason, evidence)
+    }
+
+    pub fn error(reason: impl Into<String>) -> Outcome {
+        Outcome::with(Status::Error, 0.0, reason, Value::Object(Map::new()))
+    }
+
+    fn with(status: Status, fraction: f64, feedback: impl Into<String>, evidence: Value) -> Outcome {
+        let evidence = match evidence {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            other => {
+                let mut m = Map::new();
+                m.insert("value".into(), other);
+                m
+            }
+        };
+        Outcome {
+            status,
+            fraction,
+            feedback: feedback.into(),
+            evidence,
+            show_output: false,
+        }
+    }
+}
+
+/// How to start instances of the server under grading.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    pub spec: ServerSpec,
+    /// The signal-safety shim, when it could be built and written out.
+    pub shim: Option<PathBuf>,
+}
+
+/// What a check works with.
+pub struct Cx<'a> {
+    pub timing: Timing,
+    /// This check's random source (from the run's seed and the check's id).
+    pub rng: ChaCha8Rng,
+    /// The concurrency model observed before the checks ran.
+    pub model: &'a ModelObservation,
+    pub launcher: &'a Launcher,
+    server: Option<Server>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(id: &str, seed: u64, timing: Timing, model: &'a ModelObservation, launcher: &'a Launcher) -> Cx<'a> {
+        Cx {
+            timing,
+            rng: check_rng(seed, id),
+            model,
+            launcher,
+            server: None,
+        }
+    }
+
+    /// Start this check's fresh server instance and wait until it listens. On failure the
+    /// returned outcome is the check's verdict (a server that never listens fails the check).
+    pub fn start(&mut self) -> Result<&mut Server, Outcome> {
+        self.start_with_env(Vec::new())
+    }
+
+    pub fn start_with_env(&mut self, env: Vec<(OsString, OsString)>) -> Result<&mut Server, Outcome> {
+        if let Some(mut old) = self.server.take() {
+            old.teardown();
+        }
+        let port = crate::supervise::pick_port();
+        match Server::start(&self.launcher.spec, port, &env, self.timing.ready) {
+            Ok(s) => Ok(self.server.insert(s)),
+            Err(f) => Err(start_failure_outcome(&f)),
+        }
+    }
+
+    /// The instance this check started, if any (the grader inspects and ends it afterwards).
+    pub fn take_server(&mut self) -> Option<Server> {
+        self.server.take()
+    }
+}
+
+/// The verdict for a server that never became ready.
+pub fn start_failure_outcome(f: &StartFailure) -> Outcome {
+    let mut o = Outcome::fail(
+        0.0,
+        format!("{f}. No client could be tested."),
+        serde_json::json!({ "start": f.to_string() }),
+    );
+    o.evidence.insert(
+        "stderr_tail".into(),
+        Value::String(crate::report::sanitize(f.stderr_tail())),
+    );
+    o
+}
+
+/// What the model probe saw, shared with every check.
+#[derive(Debug, Clone)]
+pub struct ModelObservation {
+    pub model: Model,
+    pub evidence: Value,
+    /// Set when the server never became ready in the probe: no check can run.
+    pub start_failure: Option<StartFailure>,
+}
+
+/// A rubric's entry for one check: its points and its parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(bound = "P: JsonSchema + Default + Serialize")]
+pub struct Entry<P: Default> {
+    /// Points for this check (whole points; a check may award part of them).
+    pub points: u32,
+    #[serde(default)]
+    pub params: P,
+}
+
+/// A check the rubric asks for, ready to run.
+pub struct Planned<'r> {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub points: u32,
+    pub run: Box<dyn Fn(&mut Cx) -> Outcome + 'r>,
+}
+
+macro_rules! checks {
+    ($( $id:literal => $module:ident ),* $(,)?) => {
+        $( pub mod $module; )*
+
+        /// The rubric's `checks:` map: an optional entry per check id. Unknown ids are errors.
+        #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct CheckTable {
+            $(
+                #[serde(rename = $id, default, skip_serializing_if = "Option::is_none")]
+                pub $module: Option<Entry<$module::Params>>,
+            )*
+        }
+
+        /// Every check id, in report order.
+        pub const ALL_IDS: &[&str] = &[$($id),*];
+
+        impl CheckTable {
+            /// The checks this rubric lists, in report order.
+            pub fn planned(&self) -> Vec<Planned<'_>> {
+                let mut v: Vec<Planned<'_>> = Vec::new();
+                $(
+                    if let Some(e) = &self.$module {
+                        v.push(Planned {
+                            id: $id,
+                            title: $module::TITLE,
+                            points: e.points,
+                            run: Box::new(move |cx: &mut Cx| $module::run(cx, &e.params)),
+                        });
+                    }
+                )*
+                v
+            }
+
+            /// Check every entry's parameters; the error names the check and the field.
+            pub fn validate(&self) -> Result<(), String> {
+                $(
+                    if let Some(e) = &self.$module {
+                        e.params.validate().map_err(|m| format!("checks.{}.params: {m}", $id))?;
+                    }
+                )*
+                Ok(())
+            }
+        }
+    };
+}
+
+checks! {
+    "model" => model,
+    "echo.basic" => echo_basic,
+    "echo.large" => echo_large,
+    "concurrency.overlap" => overlap,
+    "concurrency.partial-line" => partial_line,
+    "concurrency.many" => many,
+    "race.connfd" => race_connfd,
+    "leak.fd" => leak_fd,
+    "leak.listenfd" => leak_listenfd,
+    "zombies" => zombies,
+    "leak.threads" => leak_threads,
+    "liveness.churn" => churn,
+    "signal.safety" => signal_safety,
+    "robust.sigpipe" => sigpipe,
+    "fairness" => fairness,
+}
+
+/// A parameter range check for `validate` functions.
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display + Copy>(name: &str, v: T, lo: T, hi: T) -> Result<(), String> {
+    if v < lo || v > hi {
+        Err(format!("{name} is {v}: it must be between {lo} and {hi}"))
+    } else {
+        Ok(())
+    }
+}

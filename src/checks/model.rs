@@ -1,0 +1,112 @@
+//! `model`: the server's concurrency model, as observed from /proc, against the one the
+//! assignment asks for. The observation itself runs once per grading, before the checks
+//! ([`observe`]), and names the model in the report's `server.model`.
+
+use super::{common::*, Cx, Launcher, ModelObservation, Outcome};
+use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use crate::report::Model;
+use crate::supervise::Server;
+use crate::timing::Timing;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub const TITLE: &str = "Uses the concurrency model the assignment asks for";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// The model the assignment asks for: `process`, `thread` or `event`.
+    pub require: Option<Model>,
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), String> {
+        match self.require {
+            Some(Model::Process | Model::Thread | Model::Event) => Ok(()),
+            Some(m) => Err(format!("require is {}: it must be process, thread or event", m.as_str())),
+            None => Err("require is missing: say which model the assignment asks for (process, thread or event)".into()),
+        }
+    }
+}
+
+/// Clients held open at once while the model is observed.
+const PROBE_CLIENTS: usize = 4;
+
+/// Start an instance, hold a few clients at once, and see what the server grew: children
+/// (process), threads (thread), neither yet concurrent (event), or one client at a time
+/// (iterative).
+pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservation {
+    let port = crate::supervise::pick_port();
+    let mut srv = match Server::start(&launcher.spec, port, &[], timing.ready) {
+        Ok(s) => s,
+        Err(f) => {
+            return ModelObservation {
+                model: Model::Unknown,
+                evidence: json!({ "start": f.to_string() }),
+                start_failure: Some(f),
+            }
+        }
+    };
+    let mut rng = payload::check_rng(seed, "model");
+    let before = crate::inspect::memory::memory_stats(srv.main_pid).unwrap_or_default();
+    let mut swarm = Swarm::new(srv.addr());
+    for i in 0..PROBE_CLIENTS {
+        let label = format!("m{i}");
+        let line = payload::tagged_line(&mut rng, &label);
+        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect]).holding());
+    }
+    swarm.run(RunLimits::both(timing.serve), |_| false);
+    let served = swarm.count(|s| s.ok());
+    let during = crate::inspect::memory::memory_stats(srv.main_pid).unwrap_or_default();
+    let procs = other_processes(&srv).into_iter().filter(|p| !p.is_zombie()).count();
+    swarm.close_all();
+    let model = if served == 0 {
+        Model::Unknown
+    } else if procs >= 2 {
+        Model::Process
+    } else if during.threads > 1 {
+        Model::Thread
+    } else if served >= 2 {
+        Model::Event
+    } else {
+        Model::Iterative
+    };
+    srv.teardown();
+    ModelObservation {
+        model,
+        evidence: json!({
+            "clients_connected_at_once": PROBE_CLIENTS,
+            "clients_served_at_once": served,
+            "other_processes_while_connected": procs,
+            "threads_before": before.threads,
+            "threads_while_connected": during.threads,
+        }),
+        start_failure: None,
+    }
+}
+
+pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    let seen = cx.model.model;
+    let want = p.require.unwrap_or(Model::Unknown);
+    let ev = json!({ "required": want.as_str(), "observed": seen.as_str(), "observation": cx.model.evidence });
+    if seen == want {
+        return Outcome::pass(format!("The server is {}-based, as the assignment asks.", want.as_str()), ev);
+    }
+    let how = match seen {
+        Model::Process => "it forks a child process per connection",
+        Model::Thread => "it runs more than one thread",
+        Model::Event => "it serves several clients at once from one thread with no children",
+        Model::Iterative => "it serves one client at a time (a second client waited)",
+        Model::Unknown => "it served no client, so no model could be seen",
+    };
+    Outcome::fail(
+        0.0,
+        format!(
+            "This assignment asks for a {}-based server, but {how} ({}).",
+            want.as_str(),
+            seen.as_str()
+        ),
+        ev,
+    )
+}

@@ -1,0 +1,93 @@
+//! `concurrency.partial-line`: client A sends half a line and stops; client B must be served.
+//! An event loop that, once select says A is readable, calls a blocking readline waits inside
+//! A's read for a newline that never comes, and every other client waits with it.
+
+use super::{common::*, Cx, Outcome};
+use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use crate::inspect::SocketTable;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub const TITLE: &str = "A client that sends half a line does not block the others";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// How many lines B sends (each must come back before the next).
+    pub lines: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { lines: 3 }
+    }
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), String> {
+        super::in_range("lines", self.lines, 1, 1000)
+    }
+}
+
+pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    let t = cx.timing;
+    let mut rng = cx.rng.clone();
+    let lines: Vec<Vec<u8>> = (0..p.lines).map(|i| payload::tagged_line(&mut rng, &format!("B{i}"))).collect();
+    let srv = match cx.start() {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let port = srv.port;
+    let mut swarm = Swarm::new(srv.addr());
+    let a = swarm.add(Session::new("A", vec![Step::Send(b"half a line, and no end to".to_vec())]).holding());
+    swarm.run(RunLimits::both(t.serve), |_| false);
+    let Some(a_port) = swarm.sessions[a].local_port else {
+        return Outcome::fail(0.0, format!("Client A {}.", describe(&swarm.sessions[a], t.serve)), json!({}));
+    };
+    // Wait until the server has read A's half line out of the kernel (the server end's receive
+    // queue is empty): from then on, a server blocked in a readline is stuck in it.
+    let consumed = wait_until(t.serve, || {
+        SocketTable::read()
+            .server_side_of(port, a_port)
+            .is_some_and(|s| s.rx_queue == 0)
+    });
+    let steps = lines
+        .iter()
+        .flat_map(|l| [Step::Send(l.clone()), Step::Expect])
+        .chain([Step::Close])
+        .collect();
+    let b = swarm.add(Session::new("B", steps));
+    swarm.run(RunLimits::both(t.serve), |s| s[b].script_done());
+    let sb = &swarm.sessions[b];
+    let ev = json!({
+        "a_half_line_read_by_server": consumed.is_some(),
+        "b_lines": lines.len(),
+        "b_bytes_sent": sb.sent,
+        "b_bytes_echoed": sb.echoed,
+        "b_slowest_echo_ms": sb.expect_waits.iter().max().map(|d| d.as_millis() as u64),
+    });
+    if sb.ok() {
+        return Outcome::pass("B was served while A's half line was pending.", ev);
+    }
+    let mut fb = format!(
+        "Client A sent half a line (no newline) and stopped; client B then {}.",
+        describe(sb, t.serve)
+    );
+    if consumed.is_some() {
+        fb.push_str(
+            " The server had read A's bytes and then stopped serving anyone: it is waiting inside \
+             a read for the rest of A's line. In an event-based server, never call a blocking \
+             readline after select/poll says a descriptor is readable: read what is there \
+             (non-blocking), keep the partial line in that client's buffer, and return to the \
+             loop. (A thread or process per client avoids this by blocking only that client.)",
+        );
+    } else {
+        fb.push_str(" The server never even read A's bytes: it is not serving A or B concurrently.");
+    }
+    if let Some(n) = death_note(srv) {
+        fb.push(' ');
+        fb.push_str(&n);
+    }
+    Outcome::fail(0.0, fb, ev)
+}

@@ -1,0 +1,116 @@
+//! `robust.sigpipe`: a client that leaves early must not take the server down.
+//!
+//! Two kinds of early leaver: clients that send several lines in one write and close at once
+//! (the server's second write hits a connection the client has closed), and clients that reset
+//! the connection (SO_LINGER 0) after many lines. Writing to such a socket raises SIGPIPE,
+//! whose default action kills the process; with SIGPIPE ignored the write fails with EPIPE,
+//! and csapp's `Rio_writen` then calls `exit(0)`. Measured: these clients killed a CS:APP-style
+//! server 5 times in 5. A process server's child may die of it (that connection is over
+//! anyway); the listening process must survive and go on serving.
+
+use super::{common::*, in_range, Cx, Outcome};
+use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use crate::supervise::{Exit, MainExit};
+use nix::sys::signal::Signal;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub const TITLE: &str = "Survives clients that leave early (SIGPIPE, EPIPE)";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Clients that send several lines in one write and close at once.
+    pub closers: u32,
+    /// Clients that send many lines and reset the connection.
+    pub resetters: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { closers: 10, resetters: 10 }
+    }
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), String> {
+        in_range("closers", self.closers, 0, 10_000)?;
+        in_range("resetters", self.resetters, 0, 10_000)?;
+        if self.closers + self.resetters == 0 {
+            return Err("closers and resetters are both 0: nothing would be tested".into());
+        }
+        Ok(())
+    }
+}
+
+pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    let t = cx.timing;
+    let mut rng = cx.rng.clone();
+    let srv = match cx.start() {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let baseline = socket_fds(srv.main_pid);
+    let mut swarm = Swarm::new(srv.addr());
+    for i in 0..p.closers {
+        let lines: Vec<u8> = (0..5).flat_map(|j| payload::tagged_line(&mut rng, &format!("c{i}-{j}"))).collect();
+        swarm.add(Session::new(format!("closer{i}"), vec![Step::Send(lines), Step::Close]));
+    }
+    for i in 0..p.resetters {
+        let lines: Vec<u8> = (0..200).flat_map(|j| payload::tagged_line(&mut rng, &format!("r{i}-{j}"))).collect();
+        swarm.add(Session::new(format!("resetter{i}"), vec![Step::Send(lines), Step::Reset]));
+    }
+    swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
+    drop(swarm);
+    // The server has dealt with the early leavers when it holds no more sockets than at start
+    // (or when it is dead).
+    let mut dead = None;
+    wait_until(t.grace * 2, || {
+        dead = srv.main_exit();
+        dead.is_some() || socket_fds(srv.main_pid) <= baseline
+    });
+    let clients = (p.closers + p.resetters) as usize;
+    if dead.is_none() {
+        let after = probe(srv, &mut rng, "after", t.serve);
+        dead = srv.main_exit();
+        if dead.is_none() && after.ok() {
+            return Outcome::pass(
+                format!("The server survived {clients} clients that left early and went on serving."),
+                json!({ "early_leavers": clients, "still_serving": true }),
+            );
+        }
+        if dead.is_none() {
+            return Outcome::fail(
+                0.0,
+                format!(
+                    "After {clients} clients left early, the server is alive but a new client {}. \
+                     A failed write (EPIPE, ECONNRESET) must end only that connection.",
+                    describe(&after, t.serve)
+                ),
+                json!({ "early_leavers": clients, "still_serving": false }),
+            );
+        }
+    }
+    let how = dead.expect("dead here");
+    let fb = match how {
+        MainExit::Status(Exit::Signal { sig: Signal::SIGPIPE, .. }) => format!(
+            "The server was killed by SIGPIPE when clients left early ({clients} clients sent \
+             lines and closed or reset at once). Writing to a connection the client has closed \
+             raises SIGPIPE, which kills the process by default. Ignore it \
+             (signal(SIGPIPE, SIG_IGN)) and treat the EPIPE error from write as the end of that \
+             one connection."
+        ),
+        MainExit::Status(Exit::Code(c)) => format!(
+            "The server exited with status {c} when clients left early ({clients} clients sent \
+             lines and closed or reset at once). A write to a closed connection fails with \
+             EPIPE or ECONNRESET; csapp's Rio_writen wrapper calls exit on any error, which ends \
+             the whole server. Check the write's result yourself and close only that connection."
+        ),
+        other => format!(
+            "The server {other} when clients left early ({clients} clients sent lines and closed \
+             or reset at once). It must survive a failed write and close only that connection."
+        ),
+    };
+    Outcome::fail(0.0, fb, json!({ "early_leavers": clients, "server": how.to_string() }))
+}

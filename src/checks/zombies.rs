@@ -1,0 +1,144 @@
+//! `zombies`: children are reaped, even when their SIGCHLDs coalesce.
+//!
+//! Standard signals do not queue: while one SIGCHLD is pending, more exits add nothing. A
+//! handler that reaps one child per signal leaves the rest as zombies. On a busy machine that
+//! happens by chance; here it is made certain: the grader pauses the server (SIGSTOP), lets a
+//! burst of its children exit, waits until the kernel shows them all as zombies, and resumes
+//! it (SIGCONT). The server then sees exactly one pending SIGCHLD for many dead children —
+//! what a loaded machine can always do to it — and must reap them all.
+
+use super::{common::*, in_range, Cx, Outcome};
+use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid as NixPid;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub const TITLE: &str = "Reaps every child, even when SIGCHLDs coalesce (no zombies)";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Clients that connect and leave one after another.
+    pub sequential: u32,
+    /// Clients that disconnect at the same instant.
+    pub simultaneous: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { sequential: 5, simultaneous: 20 }
+    }
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), String> {
+        in_range("sequential", self.sequential, 0, 1000)?;
+        in_range("simultaneous", self.simultaneous, 2, 1000)
+    }
+}
+
+/// Holds a process stopped; resumes it when dropped, whatever happens in between.
+struct Paused(i32);
+
+impl Paused {
+    fn new(pid: i32) -> Option<Paused> {
+        kill(NixPid::from_raw(pid), Signal::SIGSTOP).ok().map(|_| Paused(pid))
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = kill(NixPid::from_raw(self.0), Signal::SIGCONT);
+    }
+}
+
+fn zombie_children(pid: i32) -> usize {
+    crate::inspect::ProcTable::scan()
+        .children_of(pid)
+        .iter()
+        .filter(|p| p.is_zombie())
+        .count()
+}
+
+pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    let t = cx.timing;
+    let mut rng = cx.rng.clone();
+    let srv = match cx.start() {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let pid = srv.main_pid;
+    for i in 0..p.sequential {
+        probe(srv, &mut rng, &format!("s{i}"), t.serve);
+    }
+    // The sequential clients' children get the grace to be reaped in the ordinary way.
+    let seq_zombies_reaped = wait_until(t.grace, || zombie_children(pid) == 0).is_some();
+    let seq_zombies = zombie_children(pid);
+
+    let n = p.simultaneous as usize;
+    let mut swarm = Swarm::new(srv.addr());
+    for i in 0..n {
+        let label = format!("b{i}");
+        let line = payload::tagged_line(&mut rng, &label);
+        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect]).holding());
+    }
+    swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
+    let live_children = children(srv).iter().filter(|c| !c.is_zombie()).count();
+    if live_children == 0 && seq_zombies == 0 {
+        swarm.close_all();
+        return Outcome::pass(
+            "The server forks no child processes, so there are none to reap.",
+            json!({ "child_processes": 0 }),
+        );
+    }
+    // Pause the parent, let every child exit, resume: their SIGCHLDs coalesce into one.
+    let coalesced;
+    {
+        let _paused = Paused::new(pid);
+        swarm.close_all();
+        coalesced = wait_until(t.grace, || {
+            children(srv).iter().all(|c| c.is_zombie())
+        })
+        .is_some();
+    }
+    let gone = wait_until(t.grace, || zombie_children(pid) == 0);
+    let left = zombie_children(pid);
+    let ev = json!({
+        "children_during_burst": live_children,
+        "zombies_after_sequential_clients": seq_zombies,
+        "burst_children_exited_while_paused": coalesced,
+        "zombies_left": left,
+        "grace_s": t.grace.as_secs_f64(),
+    });
+    if let Some(took) = gone {
+        if seq_zombies_reaped {
+            let mut ev = ev;
+            ev["reaped_within_ms"] = json!(took.as_millis() as u64);
+            return Outcome::pass(
+                format!("All children were reaped, including {live_children} that exited at the same instant."),
+                ev,
+            );
+        }
+    }
+    if let Some(d) = death_note(srv) {
+        return Outcome::fail(0.0, format!("{d} Its children could not be counted."), ev);
+    }
+    let fb = if left >= live_children + seq_zombies && left > 0 {
+        format!(
+            "{left} children of the server stayed zombies (state Z) after they exited: nothing \
+             reaps them. Every child that exits stays a zombie, holding a process-table slot, \
+             until its parent waits for it. Install a SIGCHLD handler that reaps: \
+             `while (waitpid(-1, NULL, WNOHANG) > 0) ;` (and save/restore errno)."
+        )
+    } else {
+        format!(
+            "{live_children} children exited at the same instant and {left} of them stayed \
+             zombies: the server reaped only some. Signals do not queue: many children exiting \
+             together deliver one SIGCHLD, so a handler that calls waitpid once reaps one child. \
+             Reap in a loop until none is left: `while (waitpid(-1, NULL, WNOHANG) > 0) ;`."
+        )
+    };
+    Outcome::fail(0.0, fb, ev)
+}

@@ -1,0 +1,440 @@
+//! One client connection and its script.
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// One step of a client's script. Steps run in order; the driver reads whatever the server
+/// sends at any time.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Write these bytes (in as many writes as the socket takes).
+    Send(Vec<u8>),
+    /// Wait until everything sent so far has been echoed.
+    Expect,
+    /// Keep writing this chunk over and over until [`Session::stop_stream`] is called.
+    Stream(Vec<u8>),
+    /// Half-close: shutdown(SHUT_WR).
+    ShutdownWrite,
+    /// Close the connection (FIN).
+    Close,
+    /// Close with SO_LINGER 0 (RST), abandoning anything unread.
+    Reset,
+}
+
+/// The first byte that came back wrong.
+#[derive(Debug, Clone)]
+pub struct Mismatch {
+    /// Offset in this client's byte stream.
+    pub offset: u64,
+    /// What was expected from there on (a short excerpt).
+    pub expected: Vec<u8>,
+    /// What arrived from there on (a short excerpt).
+    pub got: Vec<u8>,
+}
+
+/// Why a session stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Script done.
+    Done,
+    /// The connection could not be made.
+    ConnectFailed(String),
+    /// The server closed the connection before echoing everything.
+    ClosedEarly,
+    /// The connection was reset.
+    Reset,
+    /// Another socket error.
+    Error(String),
+    /// The run ended (deadline) with this session still waiting.
+    Stalled,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) enum Phase {
+    NotStarted,
+    Connecting,
+    Open,
+    Finished,
+}
+
+/// A client connection and what happened to it.
+#[derive(Debug)]
+pub struct Session {
+    pub label: String,
+    steps: VecDeque<Step>,
+    pub(crate) sock: Option<Socket>,
+    pub(crate) phase: Phase,
+    /// The client's local port (to find the server's end of the connection in /proc).
+    pub local_port: Option<u16>,
+    /// Bytes queued for writing.
+    pub(crate) out: Vec<u8>,
+    pub(crate) out_off: usize,
+    pub(crate) streaming: Option<Vec<u8>>,
+    /// Bytes sent and not yet echoed back, in order.
+    pub(crate) unechoed: VecDeque<u8>,
+    pub sent: u64,
+    pub echoed: u64,
+    pub mismatch: Option<Mismatch>,
+    pub end: Option<SessionEnd>,
+    /// The server closed its side (EOF) at some point.
+    pub saw_eof: bool,
+    pub(crate) read_closed: bool,
+    pub started: Option<Instant>,
+    pub connected_at: Option<Instant>,
+    /// When each `Expect` step started and how long it waited.
+    pub(crate) expect_since: Option<Instant>,
+    pub expect_waits: Vec<Duration>,
+    pub finished_at: Option<Instant>,
+    /// Keep the connection open when the script is done (until the swarm is dropped).
+    pub hold: bool,
+}
+
+const EXCERPT: usize = 48;
+
+impl Session {
+    pub fn new(label: impl Into<String>, steps: Vec<Step>) -> Session {
+        Session {
+            label: label.into(),
+            steps: steps.into(),
+            sock: None,
+            phase: Phase::NotStarted,
+            local_port: None,
+            out: Vec::new(),
+            out_off: 0,
+            streaming: None,
+            unechoed: VecDeque::new(),
+            sent: 0,
+            echoed: 0,
+            mismatch: None,
+            end: None,
+            saw_eof: false,
+            read_closed: false,
+            started: None,
+            connected_at: None,
+            expect_since: None,
+            expect_waits: Vec::new(),
+            finished_at: None,
+            hold: false,
+        }
+    }
+
+    /// Keep the connection open after the script (for clients that must stay connected).
+    pub fn holding(mut self) -> Session {
+        self.hold = true;
+        self
+    }
+
+    /// Whether the script ran to its end without a wrong byte.
+    pub fn ok(&self) -> bool {
+        self.end == Some(SessionEnd::Done) && self.mismatch.is_none()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    /// Whether the script has no steps left to run (it may still hold its connection).
+    pub fn script_done(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// Stop a `Stream` step; the script goes on with the next step.
+    pub fn stop_stream(&mut self) {
+        self.streaming = None;
+    }
+
+    /// Close the connection now (used to end a held client).
+    pub fn close(&mut self) {
+        self.sock = None;
+        if self.end.is_none() {
+            self.end = Some(SessionEnd::Stalled);
+        }
+        self.phase = Phase::Finished;
+    }
+
+    /// Close with RST now.
+    pub fn reset_now(&mut self) {
+        if let Some(s) = &self.sock {
+            let _ = s.set_linger(Some(Duration::ZERO));
+        }
+        self.close();
+    }
+
+    /// Bytes still owed by the server.
+    pub fn missing(&self) -> u64 {
+        self.unechoed.len() as u64
+    }
+
+    pub(crate) fn start_connect(&mut self, addr: &SocketAddr, now: Instant) {
+        self.started = Some(now);
+        let sock = match Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)) {
+            Ok(s) => s,
+            Err(e) => return self.finish(SessionEnd::ConnectFailed(e.to_string()), now),
+        };
+        if let Err(e) = sock.set_nonblocking(true) {
+            return self.finish(SessionEnd::ConnectFailed(e.to_string()), now);
+        }
+        let _ = sock.set_tcp_nodelay(true);
+        match sock.connect(&SockAddr::from(*addr)) {
+            Ok(()) => {
+                self.sock = Some(sock);
+                self.on_connected(now);
+            }
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {
+                self.sock = Some(sock);
+                self.phase = Phase::Connecting;
+            }
+            Err(e) => self.finish(SessionEnd::ConnectFailed(e.to_string()), now),
+        }
+    }
+
+    pub(crate) fn on_connect_ready(&mut self, now: Instant) -> bool {
+        let err = self.sock.as_ref().map(|s| s.take_error());
+        match err {
+            Some(Ok(None)) => {
+                self.on_connected(now);
+                true
+            }
+            Some(Ok(Some(e))) | Some(Err(e)) => {
+                self.finish(SessionEnd::ConnectFailed(e.to_string()), now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn on_connected(&mut self, now: Instant) {
+        self.phase = Phase::Open;
+        self.connected_at = Some(now);
+        self.local_port = self
+            .sock
+            .as_ref()
+            .and_then(|s| s.local_addr().ok())
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port());
+        self.advance(now);
+    }
+
+    pub(crate) fn finish(&mut self, end: SessionEnd, now: Instant) {
+        if self.end.is_none() {
+            self.end = Some(end.clone());
+            self.finished_at = Some(now);
+        }
+        if end != SessionEnd::Done || !self.hold {
+            self.sock = None;
+            self.phase = Phase::Finished;
+        }
+    }
+
+    /// Run steps that can run now. Returns whether anything changed.
+    pub(crate) fn advance(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        loop {
+            if self.phase != Phase::Open || self.out_off < self.out.len() || self.streaming.is_some() {
+                return changed;
+            }
+            let Some(step) = self.steps.front().cloned() else {
+                if self.end.is_none() {
+                    self.finish(SessionEnd::Done, now);
+                    changed = true;
+                }
+                return changed;
+            };
+            match step {
+                Step::Send(bytes) => {
+                    self.out = bytes;
+                    self.out_off = 0;
+                }
+                Step::Stream(chunk) => self.streaming = Some(chunk),
+                Step::Expect => {
+                    if !self.unechoed.is_empty() {
+                        if self.expect_since.is_none() {
+                            self.expect_since = Some(now);
+                        }
+                        return changed;
+                    }
+                    if let Some(since) = self.expect_since.take() {
+                        self.expect_waits.push(now - since);
+                    } else {
+                        self.expect_waits.push(Duration::ZERO);
+                    }
+                }
+                Step::ShutdownWrite => {
+                    if let Some(s) = &self.sock {
+                        let _ = s.shutdown(std::net::Shutdown::Write);
+                    }
+                }
+                Step::Close => {
+                    self.steps.pop_front();
+                    self.hold = false;
+                    self.finish(SessionEnd::Done, now);
+                    return true;
+                }
+                Step::Reset => {
+                    self.steps.pop_front();
+                    if let Some(s) = &self.sock {
+                        let _ = s.set_linger(Some(Duration::ZERO));
+                    }
+                    self.hold = false;
+                    self.finish(SessionEnd::Done, now);
+                    return true;
+                }
+            }
+            self.steps.pop_front();
+            changed = true;
+        }
+    }
+
+    /// Write what can be written. Returns whether bytes moved.
+    pub(crate) fn on_writable(&mut self, now: Instant) -> bool {
+        let Some(sock) = &self.sock else { return false };
+        let mut moved = false;
+        loop {
+            let chunk: &[u8] = if self.out_off < self.out.len() {
+                &self.out[self.out_off..]
+            } else if let Some(s) = &self.streaming {
+                // Bound what is in flight: a server that does not echo stops the stream.
+                if self.unechoed.len() > (4 << 20) {
+                    break;
+                }
+                s
+            } else {
+                break;
+            };
+            match sock.send_with_flags(chunk, nix::libc::MSG_NOSIGNAL) {
+                Ok(n) => {
+                    moved = true;
+                    self.unechoed.extend(&chunk[..n]);
+                    self.sent += n as u64;
+                    if self.out_off < self.out.len() {
+                        self.out_off += n;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let end = if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) {
+                        SessionEnd::Reset
+                    } else {
+                        SessionEnd::Error(e.to_string())
+                    };
+                    self.finish(end, now);
+                    return true;
+                }
+            }
+            if self.streaming.is_none() && self.out_off >= self.out.len() {
+                break;
+            }
+        }
+        if self.out_off >= self.out.len() && !self.out.is_empty() {
+            self.out.clear();
+            self.out_off = 0;
+        }
+        moved | self.advance(now)
+    }
+
+    /// Read what has arrived and check it. Returns whether bytes moved.
+    pub(crate) fn on_readable(&mut self, buf: &mut [u8], now: Instant) -> bool {
+        let mut moved = false;
+        loop {
+            let Some(sock) = &self.sock else { return moved };
+            // SAFETY-free read through std: socket2's recv wants MaybeUninit; use io::Read.
+            let r = std::io::Read::read(&mut &*sock, buf);
+            match r {
+                Ok(0) => {
+                    self.saw_eof = true;
+                    self.read_closed = true;
+                    if !self.unechoed.is_empty() || !self.steps.is_empty() || self.out_off < self.out.len() {
+                        self.finish(SessionEnd::ClosedEarly, now);
+                    } else if self.end.is_some() {
+                        // Held after its script: the server hung up; nothing more to read.
+                        self.sock = None;
+                        self.phase = Phase::Finished;
+                    }
+                    return true;
+                }
+                Ok(n) => {
+                    moved = true;
+                    self.check_echo(&buf[..n]);
+                    if self.mismatch.is_some() {
+                        // A wrong byte decides this client; stop reading it.
+                        self.finish(SessionEnd::Done, now);
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let end = if e.kind() == ErrorKind::ConnectionReset {
+                        SessionEnd::Reset
+                    } else {
+                        SessionEnd::Error(e.to_string())
+                    };
+                    self.finish(end, now);
+                    return true;
+                }
+            }
+        }
+        moved | self.advance(now)
+    }
+
+    fn check_echo(&mut self, got: &[u8]) {
+        for (i, &b) in got.iter().enumerate() {
+            match self.unechoed.front() {
+                Some(&want) if want == b => {
+                    self.unechoed.pop_front();
+                    self.echoed += 1;
+                }
+                _ => {
+                    let expected: Vec<u8> = self.unechoed.iter().take(EXCERPT).copied().collect();
+                    self.mismatch = Some(Mismatch {
+                        offset: self.echoed,
+                        expected,
+                        got: got[i..].iter().take(EXCERPT).copied().collect(),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn wants_write(&self) -> bool {
+        self.phase == Phase::Connecting
+            || (self.phase == Phase::Open
+                && (self.out_off < self.out.len() || self.streaming.is_some()))
+    }
+
+    pub(crate) fn wants_read(&self) -> bool {
+        self.phase == Phase::Open && !self.read_closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_check_finds_the_first_wrong_byte() {
+        let mut s = Session::new("t", vec![]);
+        s.unechoed.extend(b"hello world\n");
+        s.check_echo(b"hello");
+        assert!(s.mismatch.is_none());
+        s.check_echo(b" wOrld\n");
+        let m = s.mismatch.as_ref().unwrap();
+        assert_eq!(m.offset, 7);
+        assert_eq!(m.got, b"Orld\n");
+        assert_eq!(m.expected, b"orld\n");
+    }
+
+    #[test]
+    fn extra_bytes_are_a_mismatch() {
+        let mut s = Session::new("t", vec![]);
+        s.unechoed.extend(b"a\n");
+        s.check_echo(b"a\nb");
+        assert_eq!(s.mismatch.as_ref().unwrap().offset, 2);
+        assert!(s.mismatch.as_ref().unwrap().expected.is_empty());
+    }
+}

@@ -1,0 +1,164 @@
+//! Driving many sessions at once with one poll loop.
+
+use super::session::{Phase, Session};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+/// When a run gives up.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// Stop when no session made any progress for this long (a stuck server).
+    pub idle: Duration,
+    /// Stop after this long in all.
+    pub overall: Duration,
+}
+
+impl RunLimits {
+    pub fn both(d: Duration) -> RunLimits {
+        RunLimits { idle: d, overall: d }
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every session's script finished.
+    AllDone,
+    /// The caller's condition said stop.
+    Stopped,
+    /// No progress for `idle`.
+    Idle,
+    /// `overall` passed.
+    Overall,
+}
+
+/// A set of client sessions against one server.
+pub struct Swarm {
+    pub addr: SocketAddr,
+    pub sessions: Vec<Session>,
+    buf: Vec<u8>,
+}
+
+impl Swarm {
+    pub fn new(addr: SocketAddr) -> Swarm {
+        Swarm {
+            addr,
+            sessions: Vec::new(),
+            buf: vec![0u8; 64 * 1024],
+        }
+    }
+
+    /// Add a session; it connects at the next `run`.
+    pub fn add(&mut self, s: Session) -> usize {
+        self.sessions.push(s);
+        self.sessions.len() - 1
+    }
+
+    /// Drive every session until all scripts are done, `stop` returns true (it is asked after
+    /// every turn and may change sessions, e.g. stop a stream), or a limit passes. Sessions
+    /// still waiting at the end keep their connection and can go on in a later `run`.
+    pub fn run(&mut self, limits: RunLimits, mut stop: impl FnMut(&mut [Session]) -> bool) -> RunEnd {
+        let start = Instant::now();
+        let mut last_progress = start;
+        for s in self.sessions.iter_mut().filter(|s| s.phase == Phase::NotStarted) {
+            s.start_connect(&self.addr, start);
+        }
+        let end = loop {
+            let now = Instant::now();
+            if stop(&mut self.sessions) {
+                break RunEnd::Stopped;
+            }
+            if self.sessions.iter().all(|s| s.script_done()) {
+                break RunEnd::AllDone;
+            }
+            if now - last_progress >= limits.idle {
+                break RunEnd::Idle;
+            }
+            if now - start >= limits.overall {
+                break RunEnd::Overall;
+            }
+            let wait = (limits.idle - (now - last_progress))
+                .min(limits.overall - (now - start))
+                .min(Duration::from_millis(20));
+            if self.turn(wait) {
+                last_progress = Instant::now();
+            }
+        };
+        end
+    }
+
+    /// One poll and the I/O it allows. Returns whether anything progressed.
+    fn turn(&mut self, wait: Duration) -> bool {
+        let mut idx = Vec::with_capacity(self.sessions.len());
+        let mut raw = Vec::with_capacity(self.sessions.len());
+        for (i, s) in self.sessions.iter().enumerate() {
+            let Some(sock) = &s.sock else { continue };
+            let mut ev = PollFlags::empty();
+            if s.wants_read() {
+                ev |= PollFlags::POLLIN;
+            }
+            if s.wants_write() {
+                ev |= PollFlags::POLLOUT;
+            }
+            if ev.is_empty() {
+                continue;
+            }
+            idx.push(i);
+            raw.push((sock.as_raw_fd(), ev));
+        }
+        if raw.is_empty() {
+            // Nothing to wait on (all held or done): let time pass for the caller's condition.
+            std::thread::sleep(wait.min(Duration::from_millis(5)));
+            return false;
+        }
+        // SAFETY: each fd belongs to a socket owned by `self.sessions`, alive for this call.
+        let mut fds: Vec<PollFd> = raw
+            .iter()
+            .map(|(fd, ev)| PollFd::new(unsafe { BorrowedFd::borrow_raw(*fd) }, *ev))
+            .collect();
+        let ms = wait.as_millis().clamp(1, u16::MAX as u128) as u16;
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return false,
+            Err(_) => return false,
+        }
+        let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+        drop(fds);
+        let now = Instant::now();
+        let mut progressed = false;
+        for (k, &i) in idx.iter().enumerate() {
+            let ev = revents[k];
+            if ev.is_empty() {
+                continue;
+            }
+            let s = &mut self.sessions[i];
+            if s.phase == Phase::Connecting {
+                if ev.intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP) {
+                    progressed |= s.on_connect_ready(now);
+                }
+                continue;
+            }
+            if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                progressed |= s.on_readable(&mut self.buf, now);
+            }
+            if s.sock.is_some() && ev.intersects(PollFlags::POLLOUT) {
+                progressed |= s.on_writable(now);
+            }
+        }
+        progressed
+    }
+
+    /// Close every connection (held ones too).
+    pub fn close_all(&mut self) {
+        for s in &mut self.sessions {
+            s.close();
+        }
+    }
+
+    pub fn count(&self, f: impl Fn(&Session) -> bool) -> usize {
+        self.sessions.iter().filter(|s| f(s)).count()
+    }
+}

@@ -1,0 +1,338 @@
+//! Running one instance of the student's server, and ending it.
+//!
+//! The server is untrusted code. Each check gets a fresh instance on a fresh port, started in
+//! its own process group with no inherited descriptors and its output drained into bounded
+//! buffers. It counts as ready only when a LISTEN socket on its port appears in
+//! `/proc/net/tcp{,6}` with an inode held by a process of its tree — never by probing with a
+//! connect, which would disturb the very descriptor and child accounting the checks measure.
+//! Teardown SIGTERMs the tree, waits a short grace, SIGKILLs what is left and reaps it all.
+//!
+//! The facade is [`Server`]; spawning, output, reaping and killing live in the submodules.
+
+mod output;
+pub mod reap;
+mod spawn;
+
+pub use output::{Tail, TAIL_CAP};
+pub use reap::{become_subreaper, TeardownReport};
+
+use crate::inspect::{self, Pid, ProcTable, SocketTable};
+use nix::sys::signal::Signal;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal { sig: Signal, core: bool },
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exited with status {c}"),
+            Exit::Signal { sig, core } => write!(
+                f,
+                "was killed by {}{}",
+                sig.as_str(),
+                if *core { " (core dumped)" } else { "" }
+            ),
+        }
+    }
+}
+
+/// What to run: the server and its arguments, `{port}` not yet replaced.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl ServerSpec {
+    /// The command line as the report shows it, with `{port}` where the port goes.
+    pub fn template(&self) -> Vec<String> {
+        let mut v = vec![self.program.display().to_string()];
+        if self.args.is_empty() {
+            v.push("{port}".into());
+        } else {
+            v.extend(self.args.iter().cloned());
+        }
+        v
+    }
+
+    pub fn argv(&self, port: u16) -> Vec<String> {
+        let mut v = vec![self.program.display().to_string()];
+        if self.args.is_empty() {
+            v.push(port.to_string());
+        } else {
+            v.extend(self.args.iter().map(|a| a.replace("{port}", &port.to_string())));
+        }
+        v
+    }
+}
+
+/// Why an instance never became ready.
+#[derive(Debug, Clone)]
+pub enum StartFailure {
+    /// exec itself failed.
+    Spawn(String),
+    /// The server exited before it listened.
+    Exited { exit: Exit, stderr_tail: String },
+    /// Nothing of the server's tree listened on the port by the deadline.
+    NotListening { waited: Duration, stderr_tail: String },
+}
+
+impl std::fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartFailure::Spawn(e) => write!(f, "the server could not be started: {e}"),
+            StartFailure::Exited { exit, .. } => write!(
+                f,
+                "the server {exit} before it listened on its port (is it reading the port from \
+                 argv[1] and calling listen()?)"
+            ),
+            StartFailure::NotListening { waited, .. } => write!(
+                f,
+                "the server did not listen on the port it was given within {:.1} s (check that \
+                 it binds the port from argv[1] and calls listen())",
+                waited.as_secs_f64()
+            ),
+        }
+    }
+}
+
+impl StartFailure {
+    pub fn stderr_tail(&self) -> &str {
+        match self {
+            StartFailure::Spawn(_) => "",
+            StartFailure::Exited { stderr_tail, .. } | StartFailure::NotListening { stderr_tail, .. } => {
+                stderr_tail
+            }
+        }
+    }
+}
+
+/// A running server instance. Dropping it tears it down.
+pub struct Server {
+    /// The process the grader started (also its process group id).
+    pub pid: Pid,
+    /// The process that holds the listening socket (the server proper; usually `pid`).
+    pub main_pid: Pid,
+    pub port: u16,
+    pub argv: Vec<String>,
+    /// Inodes of the listening socket(s) on `port`.
+    pub listen_inodes: Vec<u64>,
+    pub stdout: Tail,
+    pub stderr: Tail,
+    pidfd: Option<std::os::fd::OwnedFd>,
+    statuses: HashMap<Pid, Exit>,
+    torn_down: Option<TeardownReport>,
+}
+
+/// Grace between SIGTERM and SIGKILL at teardown.
+const TERM_GRACE: Duration = Duration::from_millis(300);
+/// Teardown gives up (and reports survivors) after this long.
+const KILL_LIMIT: Duration = Duration::from_secs(10);
+
+impl Server {
+    /// Start `spec` on `port` with extra environment, and wait until it listens.
+    pub fn start(
+        spec: &ServerSpec,
+        port: u16,
+        env: &[(OsString, OsString)],
+        ready_deadline: Duration,
+    ) -> Result<Server, StartFailure> {
+        let argv = spec.argv(port);
+        let args: Vec<OsString> = argv[1..].iter().map(OsString::from).collect();
+        let mut child =
+            spawn::spawn(&spec.program, &args, env).map_err(|e| StartFailure::Spawn(e.to_string()))?;
+        let pid = child.id() as Pid;
+        let stdout = Tail::new(TAIL_CAP);
+        let stderr = Tail::new(TAIL_CAP);
+        if let Some(out) = child.stdout.take() {
+            stdout.drain_from(out, "stdout");
+        }
+        if let Some(err) = child.stderr.take() {
+            stderr.drain_from(err, "stderr");
+        }
+        // The std handle is dropped without waiting: the grader reaps by pid (see reap.rs).
+        drop(child);
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).expect("child pid is positive"),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .ok();
+        let mut server = Server {
+            pid,
+            main_pid: pid,
+            port,
+            argv,
+            listen_inodes: Vec::new(),
+            stdout,
+            stderr,
+            pidfd,
+            statuses: HashMap::new(),
+            torn_down: None,
+        };
+        server.wait_listening(ready_deadline)?;
+        Ok(server)
+    }
+
+    fn wait_listening(&mut self, deadline: Duration) -> Result<(), StartFailure> {
+        let start = Instant::now();
+        loop {
+            let sockets = SocketTable::read();
+            let listen: Vec<u64> = sockets.listeners_on(self.port).iter().map(|s| s.inode).collect();
+            if !listen.is_empty() {
+                for pid in self.tree() {
+                    let held = inspect::fds::socket_inodes(pid);
+                    if listen.iter().any(|i| held.contains(i)) {
+                        self.main_pid = pid;
+                        self.listen_inodes = listen;
+                        return Ok(());
+                    }
+                }
+            }
+            if let Some(exit) = self.exit_status() {
+                // A server may daemonize: its first process exits while a child listens.
+                if self.tree().is_empty() {
+                    return Err(StartFailure::Exited {
+                        exit,
+                        stderr_tail: self.stderr.last(2048),
+                    });
+                }
+            }
+            if start.elapsed() >= deadline {
+                return Err(StartFailure::NotListening {
+                    waited: start.elapsed(),
+                    stderr_tail: self.stderr.last(2048),
+                });
+            }
+            self.wait_exit_or(Duration::from_millis(3));
+        }
+    }
+
+    /// Sleep at most `d`, waking at once if the started process exits.
+    fn wait_exit_or(&self, d: Duration) {
+        match &self.pidfd {
+            Some(fd) => {
+                let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let ts = rustix::event::Timespec {
+                    tv_sec: d.as_secs() as i64,
+                    tv_nsec: d.subsec_nanos() as i64,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&ts));
+            }
+            None => std::thread::sleep(d),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Every live or zombie process of the server's tree.
+    pub fn tree(&self) -> Vec<Pid> {
+        ProcTable::scan().tree(self.pid, self.pid, std::process::id() as Pid, &[])
+    }
+
+    /// The exit status of the started process, if it has ended (reaps what has exited).
+    pub fn exit_status(&mut self) -> Option<Exit> {
+        reap::reap_exited(&[self.pid, self.main_pid], &mut self.statuses);
+        self.statuses.get(&self.pid).copied()
+    }
+
+    /// How the server proper (the listening process) ended, if it has: its exit status when
+    /// it was the grader's child, else "gone".
+    pub fn main_exit(&mut self) -> Option<MainExit> {
+        reap::reap_exited(&[self.pid, self.main_pid], &mut self.statuses);
+        if let Some(e) = self.statuses.get(&self.main_pid) {
+            return Some(MainExit::Status(*e));
+        }
+        match inspect::procs::read_stat(self.main_pid) {
+            Ok(p) if !p.is_zombie() => None,
+            Ok(_) => {
+                // A zombie that is not ours to reap (a daemon's child): gone, status unknown.
+                reap::reap_exited(&[self.pid, self.main_pid], &mut self.statuses);
+                Some(
+                    self.statuses
+                        .get(&self.main_pid)
+                        .copied()
+                        .map(MainExit::Status)
+                        .unwrap_or(MainExit::Gone),
+                )
+            }
+            Err(_) => Some(MainExit::Gone),
+        }
+    }
+
+    /// End the instance: SIGTERM, grace, SIGKILL, reap. Idempotent.
+    pub fn teardown(&mut self) -> TeardownReport {
+        if let Some(r) = &self.torn_down {
+            return r.clone();
+        }
+        let report = reap::kill_tree(self.pid, self.pid, &[], TERM_GRACE, KILL_LIMIT, &mut self.statuses);
+        self.torn_down = Some(report.clone());
+        report
+    }
+}
+
+/// How the listening process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MainExit {
+    Status(Exit),
+    Gone,
+}
+
+impl std::fmt::Display for MainExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MainExit::Status(e) => e.fmt(f),
+            MainExit::Gone => write!(f, "is gone (its exit status was not visible to the grader)"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// Pick a free TCP port for a server: below the ephemeral range, so no client socket of the
+/// grader can ever share it, and not in use by anything on the machine right now.
+pub fn pick_port() -> u16 {
+    let (lo, _hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|x| x.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let (min, max) = if lo > 12000 { (10000u16, lo - 1) } else { (61000u16, 65000u16) };
+    let span = (max - min) as u64;
+    // Ports need not be reproducible from --seed (parallel graders with the same seed must not
+    // collide), so mix the time and pid in.
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ ((std::process::id() as u64) << 32);
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = min + (x % span) as u16;
+        if SocketTable::read().port_in_use(port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    min
+}
