@@ -1,7 +1,7 @@
 //! One grading run: check the inputs, observe the server's model, run each check of the rubric
 //! on its own fresh instance, and assemble the report.
 
-use crate::checks::{self, start_failure_outcome, Cx, Launcher, Outcome};
+use crate::checks::{self, start_failure_outcome, Cx, Launcher};
 use crate::error::GradeError;
 use crate::report::{round2, sanitize, CheckReport, Report, RunStatus, ServerInfo, ServerOutput, Status};
 use crate::rubric::Rubric;
