@@ -1,0 +1,100 @@
+//! Bad invocations and bad input: a one-line message naming the problem, exit code 2, and no
+//! report file written.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn missing_server_is_exit_2_and_named() {
+    grade_cmd()
+        .arg("/nonexistent/echoserver")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/echoserver").and(predicate::str::contains("does not exist")));
+}
+
+#[test]
+fn non_executable_and_directory_and_shebangless_script_are_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let plain = d.path().join("server.c");
+    std::fs::write(&plain, "int main(){}").unwrap();
+    grade_cmd().arg(&plain).assert().code(2).stderr(predicate::str::contains("not executable"));
+
+    grade_cmd().arg(d.path()).assert().code(2).stderr(predicate::str::contains("directory"));
+
+    let script = d.path().join("server.sh");
+    std::fs::write(&script, "echo hi\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    grade_cmd().arg(&script).assert().code(2).stderr(predicate::str::contains("#!"));
+}
+
+#[test]
+fn invalid_rubric_names_file_line_and_field() {
+    let d = tempfile::tempdir().unwrap();
+    let rubric = d.path().join("bad.yaml");
+    std::fs::write(&rubric, "name: bad\nchecks:\n  echo.basic: {points: 5}\n  echo.bogus: {points: 3}\n").unwrap();
+    grade_cmd()
+        .arg("--rubric")
+        .arg(&rubric)
+        .arg("/bin/true")
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("bad.yaml")
+                .and(predicate::str::contains("line 4"))
+                .and(predicate::str::contains("echo.bogus")),
+        );
+    grade_cmd()
+        .args(["--rubric", "/nonexistent/rubric.yaml", "/bin/true"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read rubric"));
+}
+
+#[test]
+fn unknown_only_id_and_bad_flags_are_exit_2() {
+    grade_cmd()
+        .args(["--only", "echo.nope", "/bin/true"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown check id `echo.nope`"));
+    grade_cmd().args(["--format", "xml", "/bin/true"]).assert().code(2);
+    grade_cmd().args(["--time-scale", "0", "/bin/true"]).assert().code(2);
+    grade_cmd().assert().code(2);
+}
+
+#[test]
+fn unwritable_output_is_exit_2_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("no-such-dir").join("report.yaml");
+    grade_cmd()
+        .arg("--output")
+        .arg(&out)
+        .arg("/bin/true")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot write the report"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_server_that_never_listens_is_graded_not_an_error() {
+    // /bin/true exits at once: a graded outcome (exit 0, score 0), with the exit status named.
+    let (code, report, _) = grade_json(std::path::Path::new("/bin/true"), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["score"], 0.0);
+    assert_eq!(report["max_score"], 100.0);
+    let fb = report["checks"][0]["feedback"].as_str().unwrap();
+    assert!(fb.contains("exited with status 0 before it listened"), "{fb}");
+    // --fail-under turns the low score into exit 1.
+    grade_cmd().args(["--fail-under", "50", "/bin/true"]).assert().code(1);
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    grade_cmd().arg("--help").assert().code(0).stdout(predicate::str::contains("--rubric"));
+    grade_cmd().arg("--version").assert().code(0);
+}
