@@ -44,3 +44,51 @@ pub fn show_bytes(b: &[u8], max: usize) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A one-connection echo server on a thread: echoes until EOF, then closes at once, so the
+    /// last echo and the EOF arrive together.
+    fn echo_then_close() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).unwrap();
+            c.write_all(&all).unwrap();
+        });
+        addr
+    }
+
+    #[test]
+    fn echo_and_eof_in_one_turn_is_served_not_closed_early() {
+        let addr = echo_then_close();
+        let mut swarm = Swarm::new(addr);
+        swarm.add(Session::new(
+            "c",
+            vec![Step::Send(b"no newline".to_vec()), Step::ShutdownWrite, Step::Expect, Step::Close],
+        ));
+        swarm.run(RunLimits::both(Duration::from_secs(10)), |_| false);
+        let s = &swarm.sessions[0];
+        assert!(s.ok(), "{:?} echoed {}", s.end, s.echoed);
+    }
+
+    #[test]
+    fn a_server_that_closes_without_echo_is_closed_early() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // Read the line (so the close is a FIN, not a reset for unread data), answer nothing.
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut b = [0u8; 5];
+            c.read_exact(&mut b).unwrap();
+        });
+        let s = echo_once(addr, "c", b"line\n".to_vec(), Duration::from_secs(10));
+        assert_eq!(s.end, Some(SessionEnd::ClosedEarly));
+        assert!(!s.ok());
+    }
+}

@@ -347,7 +347,12 @@ impl Session {
                 Ok(0) => {
                     self.saw_eof = true;
                     self.read_closed = true;
-                    if !self.unechoed.is_empty() || !self.steps.is_empty() || self.out_off < self.out.len() {
+                    // Data and EOF may arrive in one turn: let the script take the data first.
+                    self.advance(now);
+                    let owed = !self.unechoed.is_empty()
+                        || self.out_off < self.out.len()
+                        || self.steps.iter().any(|s| matches!(s, Step::Expect | Step::Send(_) | Step::Stream(_)));
+                    if self.end.is_none() && owed {
                         self.finish(SessionEnd::ClosedEarly, now);
                     } else if self.end.is_some() {
                         // Held after its script: the server hung up; nothing more to read.
