@@ -22,13 +22,19 @@ pub enum GradeError {
     /// The server path exists but cannot be executed (or is a directory).
     ServerNotExecutable { path: PathBuf, why: String },
     /// The rubric file could not be read.
-    RubricUnreadable { path: PathBuf, source: std::io::Error },
+    RubricUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The rubric is not valid: `location` is "line L, column C" where known.
     RubricInvalid { path: String, message: String },
     /// A command-line value that parsed but makes no sense (an unknown `--only` id, ...).
     Usage(String),
     /// The report could not be written where asked.
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Anything that stops the grader itself from working (/proc unreadable, ...).
     Internal(String),
 }

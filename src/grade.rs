@@ -3,7 +3,9 @@
 
 use crate::checks::{self, start_failure_outcome, Cx, Launcher};
 use crate::error::GradeError;
-use crate::report::{round2, sanitize, CheckReport, Report, RunStatus, ServerInfo, ServerOutput, Status};
+use crate::report::{
+    round2, sanitize, CheckReport, Report, RunStatus, ServerInfo, ServerOutput, Status,
+};
 use crate::rubric::Rubric;
 use crate::supervise::{self, ServerSpec};
 use crate::timing::Timing;
@@ -27,7 +29,8 @@ const REPORT_TAIL: usize = 2048;
 /// Refuse a server that cannot possibly run, with a message that names the problem.
 pub fn validate_server(path: &Path) -> Result<(), GradeError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|_| GradeError::ServerMissing(path.to_path_buf()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|_| GradeError::ServerMissing(path.to_path_buf()))?;
     if meta.is_dir() {
         return Err(GradeError::ServerNotExecutable {
             path: path.to_path_buf(),
@@ -49,7 +52,10 @@ pub fn validate_server(path: &Path) -> Result<(), GradeError> {
     let mut head = [0u8; 4];
     let n = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .map_err(|e| GradeError::ServerNotExecutable { path: path.to_path_buf(), why: e.to_string() })?;
+        .map_err(|e| GradeError::ServerNotExecutable {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
     if !(n >= 4 && &head == b"\x7fELF" || n >= 2 && &head[..2] == b"#!") {
         return Err(GradeError::ServerNotExecutable {
             path: path.to_path_buf(),
@@ -86,7 +92,9 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         }
     }
     if !std::path::Path::new("/proc/self/fd").exists() {
-        return Err(GradeError::Internal("/proc is not mounted: the grader reads the server's state from it".into()));
+        return Err(GradeError::Internal(
+            "/proc is not mounted: the grader reads the server's state from it".into(),
+        ));
     }
     supervise::become_subreaper();
     raise_nofile();
@@ -100,7 +108,11 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
     let mut reports = Vec::new();
     for planned in opts.rubric.checks.planned() {
         let t0 = Instant::now();
-        if !opts.only.as_ref().is_none_or(|o| o.iter().any(|i| i == planned.id)) {
+        if !opts
+            .only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|i| i == planned.id))
+        {
             continue;
         }
         let mut output = None;
@@ -114,7 +126,10 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             if let Some(mut srv) = cx.take_server() {
                 if o.status == Status::Fail {
                     if let Some(d) = srv.main_exit() {
-                        o.evidence.insert("server_exit".into(), serde_json::Value::String(d.to_string()));
+                        o.evidence.insert(
+                            "server_exit".into(),
+                            serde_json::Value::String(d.to_string()),
+                        );
                     }
                 }
                 srv.teardown();
@@ -132,12 +147,19 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             id: planned.id.to_string(),
             title: planned.title.to_string(),
             status: outcome.status,
-            score: round2(max * if outcome.status == Status::Pass { 1.0 } else { outcome.fraction }),
+            score: round2(
+                max * if outcome.status == Status::Pass {
+                    1.0
+                } else {
+                    outcome.fraction
+                },
+            ),
             max_score: max,
             duration_s: round2(t0.elapsed().as_secs_f64()),
             feedback: outcome.feedback,
             evidence: serde_json::Value::Object(outcome.evidence),
-            server_output: output.filter(|o| !o.stdout_tail.is_empty() || !o.stderr_tail.is_empty()),
+            server_output: output
+                .filter(|o| !o.stdout_tail.is_empty() || !o.stderr_tail.is_empty()),
         });
     }
     let mut model_evidence = model.evidence.clone();

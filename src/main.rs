@@ -20,7 +20,11 @@ enum Format {
 /// Grade a concurrent echo server: drive real clients against it, read its state from /proc,
 /// and write a scored report of the concurrency bugs found, with evidence.
 #[derive(Debug, Parser)]
-#[command(name = "grade", version, after_help = "Example: grade ./echoserverp    (started as `./echoserverp PORT`)\n         grade --format human ./server -- --port {port} --verbose")]
+#[command(
+    name = "grade",
+    version,
+    after_help = "Example: grade ./echoserverp    (started as `./echoserverp PORT`)\n         grade --format human ./server -- --port {port} --verbose"
+)]
 struct Cli {
     /// The server executable. It is started as `SERVER ARG...`; with no ARGs it gets the port.
     server: PathBuf,
@@ -56,13 +60,20 @@ struct Cli {
 fn main() {
     // `--print-schema` needs no server argument.
     if std::env::args().nth(1).as_deref() == Some("--print-schema") {
-        println!("{}", serde_json::to_string_pretty(&echograde::report::schema()).expect("schema"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&echograde::report::schema()).expect("schema")
+        );
         std::process::exit(EXIT_GRADED);
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_GRADED };
+            let code = if e.use_stderr() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_GRADED
+            };
             let _ = e.print();
             std::process::exit(code);
         }
@@ -83,7 +94,10 @@ fn main() {
 
 fn run(cli: &Cli) -> Result<i32, GradeError> {
     if !(cli.time_scale.is_finite() && cli.time_scale > 0.0 && cli.time_scale <= 100.0) {
-        return Err(GradeError::Usage(format!("--time-scale {} must be above 0 and at most 100", cli.time_scale)));
+        return Err(GradeError::Usage(format!(
+            "--time-scale {} must be above 0 and at most 100",
+            cli.time_scale
+        )));
     }
     let rubric = match &cli.rubric {
         Some(p) => Rubric::load(p)?,

@@ -159,8 +159,13 @@ fn signal_frames(bt: &str) -> String {
     let frames: Vec<&str> = bt
         .lines()
         .filter(|l| l.starts_with('#'))
-        .filter_map(|l| l.split(" in ").nth(1).or_else(|| l.split_whitespace().nth(1)))
-        .map(|f| f.split(' ').next().unwrap_or(f))
+        .filter_map(|l| {
+            if l.contains("<signal handler called>") {
+                return Some("<signal handler called>");
+            }
+            let f = l.split(" in ").nth(1).or_else(|| l.split_whitespace().nth(1))?;
+            Some(f.split(' ').next().unwrap_or(f))
+        })
         .collect();
     frames.iter().take(8).copied().collect::<Vec<_>>().join(" <- ")
 }

@@ -9,7 +9,55 @@ use std::time::{Duration, Instant};
 
 /// A fresh client sends one tagged line and must get it back within `deadline`.
 pub fn probe(srv: &Server, rng: &mut ChaCha8Rng, label: &str, deadline: Duration) -> Session {
-    client::echo_once(srv.addr(), label, payload::tagged_line(rng, label), deadline)
+    client::echo_once(
+        srv.addr(),
+        label,
+        payload::tagged_line(rng, label),
+        deadline,
+    )
+}
+
+/// Clients one after another, each sending a line and waiting for its echo. Stops at the first
+/// client not served (a stuck server would otherwise cost a deadline per client).
+pub fn sequential_clients(
+    srv: &Server,
+    rng: &mut ChaCha8Rng,
+    prefix: &str,
+    n: u32,
+    deadline: Duration,
+) -> Result<u32, (u32, Box<Session>)> {
+    for i in 0..n {
+        let s = probe(srv, rng, &format!("{prefix}{i}"), deadline);
+        if !s.ok() {
+            return Err((i, Box::new(s)));
+        }
+    }
+    Ok(n)
+}
+
+/// The verdict for a check whose workload could not run because the server stopped serving.
+pub fn workload_failed(
+    srv: &mut Server,
+    served: u32,
+    s: &Session,
+    deadline: Duration,
+    what: &str,
+) -> super::Outcome {
+    let mut fb = format!(
+        "The server stopped serving after {served} client(s), so {what} could not be measured: \
+         client {} {}.",
+        s.label,
+        describe(s, deadline)
+    );
+    if let Some(d) = death_note(srv) {
+        fb.push(' ');
+        fb.push_str(&d);
+    }
+    super::Outcome::fail(
+        0.0,
+        fb,
+        serde_json::json!({ "served_before_failure": served }),
+    )
 }
 
 /// What happened to a client that did not get its echo, in plain words.
@@ -30,9 +78,15 @@ pub fn describe(s: &Session, waited: Duration) -> String {
         Some(SessionEnd::Error(e)) => format!("socket error: {e} ({got})"),
         Some(SessionEnd::Stalled) | None => {
             if s.connected_at.is_none() {
-                format!("was never even accepted by the kernel within {:.1} s", waited.as_secs_f64())
+                format!(
+                    "was never even accepted by the kernel within {:.1} s",
+                    waited.as_secs_f64()
+                )
             } else {
-                format!("waited {:.1} s and got no complete echo ({got})", waited.as_secs_f64())
+                format!(
+                    "waited {:.1} s and got no complete echo ({got})",
+                    waited.as_secs_f64()
+                )
             }
         }
         Some(SessionEnd::Done) => "was served".into(),
@@ -79,7 +133,10 @@ pub fn children(srv: &Server) -> Vec<ProcInfo> {
 
 /// Socket descriptors the listening process holds.
 pub fn socket_fds(pid: Pid) -> usize {
-    fd_table(pid).iter().filter(|e| e.socket_inode.is_some()).count()
+    fd_table(pid)
+        .iter()
+        .filter(|e| e.socket_inode.is_some())
+        .count()
 }
 
 /// "1 client" / "3 clients".
@@ -93,5 +150,6 @@ pub fn plural(n: usize, word: &str) -> String {
 
 /// A note for feedback when the listening process is gone.
 pub fn death_note(srv: &mut Server) -> Option<String> {
-    srv.main_exit().map(|e| format!("The server process {e} during this check."))
+    srv.main_exit()
+        .map(|e| format!("The server process {e} during this check."))
 }

@@ -9,6 +9,7 @@
 
 use super::{common::*, in_range, Cx, Outcome};
 use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use crate::inspect::SocketTable;
 use crate::supervise::Server;
 use crate::timing::Timing;
 use rand_chacha::ChaCha8Rng;
@@ -16,6 +17,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::{Duration, Instant};
+
+/// How much of A's data must wait in the server's receive queue before B starts.
+const BACKLOG: usize = 64 << 10;
 
 pub const TITLE: &str = "A streaming client does not starve another (fairness)";
 
@@ -45,8 +49,19 @@ fn round(srv: &Server, rng: &mut ChaCha8Rng, t: Timing, stream: Duration) -> (Op
     let line = payload::tagged_line(rng, "B");
     let mut swarm = Swarm::new(srv.addr());
     let a = swarm.add(Session::new("A", vec![Step::Stream(chunk)]).holding());
-    // Wait until A's stream is flowing through the server (its echo is arriving).
-    swarm.run(RunLimits::both(t.serve), |s| s[a].echoed >= 256 * 1024 || s[a].is_finished());
+    // Wait until A's stream flows through the server (its echo arrives) and A's data piles up
+    // in the server's receive queue (A sends faster than it reads its echo): from then on the
+    // server always has more of A's data to read, whatever its speed.
+    let port = srv.port;
+    swarm.run(RunLimits::both(t.serve), |s| {
+        s[a].is_finished()
+            || (s[a].echoed > 0
+                && s[a].local_port.is_some_and(|p| {
+                    SocketTable::read()
+                        .server_side_of(port, p)
+                        .is_some_and(|q| q.rx_queue as usize >= BACKLOG)
+                }))
+    });
     let b = swarm.add(Session::new("B", vec![Step::Send(line), Step::Expect, Step::Close]));
     let b_start = Instant::now();
     let mut a_stopped: Option<Instant> = None;
@@ -61,6 +76,7 @@ fn round(srv: &Server, rng: &mut ChaCha8Rng, t: Timing, stream: Duration) -> (Op
     let sb = &swarm.sessions[b];
     let wait = sb.ok().then(|| sb.finished_at.map_or(b_start.elapsed(), |f| f - b_start));
     let a_bytes = swarm.sessions[a].echoed;
+
     swarm.close_all();
     (wait, streamed, a_bytes)
 }

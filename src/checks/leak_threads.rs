@@ -42,12 +42,10 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let Some(before) = memory_stats(pid) else {
         return Outcome::error(format!("cannot read /proc/{pid}/maps or status"));
     };
-    let mut served = 0;
-    for i in 0..p.connections {
-        if probe(srv, &mut rng, &format!("c{i}"), t.serve).ok() {
-            served += 1;
-        }
-    }
+    let served = match sequential_clients(srv, &mut rng, "c", p.connections, t.serve) {
+        Ok(n) => n,
+        Err((served, s)) => return workload_failed(srv, served, &s, t.serve, "its thread stacks"),
+    };
     // Threads that served the last clients may still be on their way out.
     wait_until(t.grace, || memory_stats(pid).is_some_and(|m| m.threads <= before.threads));
     let Some(after) = memory_stats(pid) else {

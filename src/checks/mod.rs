@@ -55,7 +55,12 @@ impl Outcome {
         Outcome::with(Status::Error, 0.0, reason, Value::Object(Map::new()))
     }
 
-    fn with(status: Status, fraction: f64, feedback: impl Into<String>, evidence: Value) -> Outcome {
+    fn with(
+        status: Status,
+        fraction: f64,
+        feedback: impl Into<String>,
+        evidence: Value,
+    ) -> Outcome {
         let evidence = match evidence {
             Value::Object(m) => m,
             Value::Null => Map::new(),
@@ -95,7 +100,13 @@ pub struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    pub fn new(id: &str, seed: u64, timing: Timing, model: &'a ModelObservation, launcher: &'a Launcher) -> Cx<'a> {
+    pub fn new(
+        id: &str,
+        seed: u64,
+        timing: Timing,
+        model: &'a ModelObservation,
+        launcher: &'a Launcher,
+    ) -> Cx<'a> {
         Cx {
             timing,
             rng: check_rng(seed, id),
@@ -111,7 +122,10 @@ impl<'a> Cx<'a> {
         self.start_with_env(Vec::new())
     }
 
-    pub fn start_with_env(&mut self, env: Vec<(OsString, OsString)>) -> Result<&mut Server, Outcome> {
+    pub fn start_with_env(
+        &mut self,
+        env: Vec<(OsString, OsString)>,
+    ) -> Result<&mut Server, Outcome> {
         if let Some(mut old) = self.server.take() {
             old.teardown();
         }
@@ -236,7 +250,12 @@ checks! {
 }
 
 /// A parameter range check for `validate` functions.
-pub(crate) fn in_range<T: PartialOrd + std::fmt::Display + Copy>(name: &str, v: T, lo: T, hi: T) -> Result<(), String> {
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), String> {
     if v < lo || v > hi {
         Err(format!("{name} is {v}: it must be between {lo} and {hi}"))
     } else {

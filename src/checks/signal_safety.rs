@@ -157,9 +157,8 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
-    for i in 0..p.sequential {
-        probe(srv, &mut rng, &format!("s{i}"), t.serve);
-    }
+    // A server that stops serving still logged what its handlers did: no early return.
+    let _ = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve);
     let mut swarm = Swarm::new(srv.addr());
     for i in 0..p.simultaneous {
         let label = format!("m{i}");

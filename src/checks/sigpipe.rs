@@ -16,6 +16,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+/// Lines each early leaver sends in its one write.
+const LINES: usize = 1000;
+
 pub const TITLE: &str = "Survives clients that leave early (SIGPIPE, EPIPE)";
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -54,11 +57,13 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let baseline = socket_fds(srv.main_pid);
     let mut swarm = Swarm::new(srv.addr());
     for i in 0..p.closers {
-        let lines: Vec<u8> = (0..5).flat_map(|j| payload::tagged_line(&mut rng, &format!("c{i}-{j}"))).collect();
+        // Many lines, so the server is still writing echoes when the client's reset arrives:
+        // a single write that happens to precede it would prove nothing.
+        let lines: Vec<u8> = (0..LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("c{i}-{j}"))).collect();
         swarm.add(Session::new(format!("closer{i}"), vec![Step::Send(lines), Step::Close]));
     }
     for i in 0..p.resetters {
-        let lines: Vec<u8> = (0..200).flat_map(|j| payload::tagged_line(&mut rng, &format!("r{i}-{j}"))).collect();
+        let lines: Vec<u8> = (0..LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("r{i}-{j}"))).collect();
         swarm.add(Session::new(format!("resetter{i}"), vec![Step::Send(lines), Step::Reset]));
     }
     swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);

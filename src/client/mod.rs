@@ -21,7 +21,10 @@ use std::time::Duration;
 /// One client: connect, send `payload`, wait for its echo; return the finished session.
 pub fn echo_once(addr: SocketAddr, label: &str, payload: Vec<u8>, deadline: Duration) -> Session {
     let mut swarm = Swarm::new(addr);
-    swarm.add(Session::new(label, vec![Step::Send(payload), Step::Expect, Step::Close]));
+    swarm.add(Session::new(
+        label,
+        vec![Step::Send(payload), Step::Expect, Step::Close],
+    ));
     swarm.run(RunLimits::both(deadline), |_| false);
     swarm.sessions.pop().expect("one session")
 }
@@ -70,7 +73,12 @@ mod tests {
         let mut swarm = Swarm::new(addr);
         swarm.add(Session::new(
             "c",
-            vec![Step::Send(b"no newline".to_vec()), Step::ShutdownWrite, Step::Expect, Step::Close],
+            vec![
+                Step::Send(b"no newline".to_vec()),
+                Step::ShutdownWrite,
+                Step::Expect,
+                Step::Close,
+            ],
         ));
         swarm.run(RunLimits::both(Duration::from_secs(10)), |_| false);
         let s = &swarm.sessions[0];

@@ -17,7 +17,9 @@ pub fn check_rng(seed: u64, check_id: &str) -> ChaCha8Rng {
 /// A line of `len` bytes (newline included) of printable ASCII.
 pub fn text_line(rng: &mut ChaCha8Rng, len: usize) -> Vec<u8> {
     assert!(len >= 1);
-    let mut v: Vec<u8> = (0..len - 1).map(|_| b' ' + (rng.next_u32() % 95) as u8).collect();
+    let mut v: Vec<u8> = (0..len - 1)
+        .map(|_| b' ' + (rng.next_u32() % 95) as u8)
+        .collect();
     v.push(b'\n');
     v
 }

@@ -90,9 +90,23 @@ pub struct Session {
     pub finished_at: Option<Instant>,
     /// Keep the connection open when the script is done (until the swarm is dropped).
     pub hold: bool,
+    pub(crate) last_stream_read: Option<Instant>,
+    /// The chunk a `Stream` step repeats, and how much of the stream went out and came back.
+    stream_chunk: Option<Vec<u8>>,
+    stream_sent: u64,
+    stream_echoed: u64,
 }
 
 const EXCERPT: usize = 48;
+
+/// SO_RCVBUF of a streaming session.
+const STREAM_RECV_BUFFER: usize = 256 << 10;
+
+/// How often a streaming session reads (one buffer) from its socket.
+const STREAM_READ_EVERY: Duration = Duration::from_millis(20);
+
+/// Reads of one (non-streaming) session per turn of the poll loop.
+const READS_PER_TURN: usize = 16;
 
 impl Session {
     pub fn new(label: impl Into<String>, steps: Vec<Step>) -> Session {
@@ -118,6 +132,10 @@ impl Session {
             expect_waits: Vec::new(),
             finished_at: None,
             hold: false,
+            last_stream_read: None,
+            stream_chunk: None,
+            stream_sent: 0,
+            stream_echoed: 0,
         }
     }
 
@@ -165,7 +183,7 @@ impl Session {
 
     /// Bytes still owed by the server.
     pub fn missing(&self) -> u64 {
-        self.unechoed.len() as u64
+        self.unechoed.len() as u64 + (self.stream_sent - self.stream_echoed)
     }
 
     pub(crate) fn start_connect(&mut self, addr: &SocketAddr, now: Instant) {
@@ -178,6 +196,14 @@ impl Session {
             return self.finish(SessionEnd::ConnectFailed(e.to_string()), now);
         }
         let _ = sock.set_tcp_nodelay(true);
+        if self.steps.iter().any(|s| matches!(s, Step::Stream(_))) {
+            // A streaming client reads its echo slowly into a small, fixed receive buffer, so
+            // the server soon waits on it to make room and takes in its data no faster than it
+            // reads; meanwhile the client writes all it can. The server then always has more
+            // of this client's data to read, however fast it is.
+            let _ = sock.set_recv_buffer_size(STREAM_RECV_BUFFER);
+        }
+
         match sock.connect(&SockAddr::from(*addr)) {
             Ok(()) => {
                 self.sock = Some(sock);
@@ -233,7 +259,10 @@ impl Session {
     pub(crate) fn advance(&mut self, now: Instant) -> bool {
         let mut changed = false;
         loop {
-            if self.phase != Phase::Open || self.out_off < self.out.len() || self.streaming.is_some() {
+            if self.phase != Phase::Open
+                || self.out_off < self.out.len()
+                || self.streaming.is_some()
+            {
                 return changed;
             }
             let Some(step) = self.steps.front().cloned() else {
@@ -248,9 +277,12 @@ impl Session {
                     self.out = bytes;
                     self.out_off = 0;
                 }
-                Step::Stream(chunk) => self.streaming = Some(chunk),
+                Step::Stream(chunk) => {
+                    self.stream_chunk = Some(chunk.clone());
+                    self.streaming = Some(chunk);
+                }
                 Step::Expect => {
-                    if !self.unechoed.is_empty() {
+                    if self.missing() > 0 {
                         if self.expect_since.is_none() {
                             self.expect_since = Some(now);
                         }
@@ -296,31 +328,32 @@ impl Session {
             let chunk: &[u8] = if self.out_off < self.out.len() {
                 &self.out[self.out_off..]
             } else if let Some(s) = &self.streaming {
-                // Bound what is in flight: a server that does not echo stops the stream.
-                if self.unechoed.len() > (4 << 20) {
-                    break;
-                }
-                s
+                // What a stream has in flight is bounded by the kernel's socket buffers, and
+                // costs no memory here: its echo is checked against the repeating chunk.
+                &s[(self.stream_sent % s.len() as u64) as usize..]
             } else {
                 break;
             };
             match sock.send_with_flags(chunk, nix::libc::MSG_NOSIGNAL) {
                 Ok(n) => {
                     moved = true;
-                    self.unechoed.extend(&chunk[..n]);
                     self.sent += n as u64;
                     if self.out_off < self.out.len() {
+                        self.unechoed.extend(&chunk[..n]);
                         self.out_off += n;
+                    } else {
+                        self.stream_sent += n as u64;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let end = if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) {
-                        SessionEnd::Reset
-                    } else {
-                        SessionEnd::Error(e.to_string())
-                    };
+                    let end =
+                        if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) {
+                            SessionEnd::Reset
+                        } else {
+                            SessionEnd::Error(e.to_string())
+                        };
                     self.finish(end, now);
                     return true;
                 }
@@ -339,9 +372,19 @@ impl Session {
     /// Read what has arrived and check it. Returns whether bytes moved.
     pub(crate) fn on_readable(&mut self, buf: &mut [u8], now: Instant) -> bool {
         let mut moved = false;
-        loop {
+        // Bounded reads per turn. A streaming session reads one buffer at most every
+        // STREAM_READ_EVERY and writes as much as the socket takes: it sends far faster than it
+        // drains its echo, so the kernel buffers between it and the server fill and the server
+        // always has more of its data to read (a heavy, slow-reading client, as the fairness
+        // check needs).
+        let reads = if self.streaming.is_some() {
+            self.last_stream_read = Some(now);
+            1
+        } else {
+            READS_PER_TURN
+        };
+        for _ in 0..reads {
             let Some(sock) = &self.sock else { return moved };
-            // SAFETY-free read through std: socket2's recv wants MaybeUninit; use io::Read.
             let r = std::io::Read::read(&mut &*sock, buf);
             match r {
                 Ok(0) => {
@@ -349,9 +392,12 @@ impl Session {
                     self.read_closed = true;
                     // Data and EOF may arrive in one turn: let the script take the data first.
                     self.advance(now);
-                    let owed = !self.unechoed.is_empty()
+                    let owed = self.missing() > 0
                         || self.out_off < self.out.len()
-                        || self.steps.iter().any(|s| matches!(s, Step::Expect | Step::Send(_) | Step::Stream(_)));
+                        || self
+                            .steps
+                            .iter()
+                            .any(|s| matches!(s, Step::Expect | Step::Send(_) | Step::Stream(_)));
                     if self.end.is_none() && owed {
                         self.finish(SessionEnd::ClosedEarly, now);
                     } else if self.end.is_some() {
@@ -387,22 +433,64 @@ impl Session {
     }
 
     fn check_echo(&mut self, got: &[u8]) {
-        for (i, &b) in got.iter().enumerate() {
-            match self.unechoed.front() {
-                Some(&want) if want == b => {
-                    self.unechoed.pop_front();
-                    self.echoed += 1;
-                }
-                _ => {
-                    let expected: Vec<u8> = self.unechoed.iter().take(EXCERPT).copied().collect();
-                    self.mismatch = Some(Mismatch {
-                        offset: self.echoed,
-                        expected,
-                        got: got[i..].iter().take(EXCERPT).copied().collect(),
-                    });
-                    return;
-                }
+        // Bytes of an earlier Send come first; a stream's echo follows them.
+        if self.unechoed.is_empty() && self.stream_echoed < self.stream_sent {
+            return self.check_stream_echo(got);
+        }
+        if got.len() > self.unechoed.len() && self.stream_sent > self.stream_echoed {
+            let (head, tail) = got.split_at(self.unechoed.len());
+            self.check_echo(head);
+            if self.mismatch.is_none() {
+                self.check_stream_echo(tail);
             }
+            return;
+        }
+        // Compare slice against slice (memcmp speed: a streaming client must outpace the
+        // server it measures), then find the exact byte only when something differs.
+        let n = got.len().min(self.unechoed.len());
+        let (front, back) = self.unechoed.as_slices();
+        let k = n.min(front.len());
+        let same = front[..k] == got[..k] && back[..n - k] == got[k..n];
+        if same && n == got.len() {
+            self.unechoed.drain(..n);
+            self.echoed += n as u64;
+            return;
+        }
+        let i = if same {
+            n
+        } else {
+            (0..n).find(|&i| self.unechoed[i] != got[i]).unwrap_or(n)
+        };
+        self.unechoed.drain(..i);
+        self.echoed += i as u64;
+        let expected: Vec<u8> = self.unechoed.iter().take(EXCERPT).copied().collect();
+        self.mismatch = Some(Mismatch {
+            offset: self.echoed,
+            expected,
+            got: got[i..].iter().take(EXCERPT).copied().collect(),
+        });
+    }
+
+    fn check_stream_echo(&mut self, got: &[u8]) {
+        let chunk = self.stream_chunk.as_deref().unwrap_or(&[]);
+        let owed = (self.stream_sent - self.stream_echoed) as usize;
+        for (i, &b) in got.iter().enumerate() {
+            let want = chunk
+                .get((self.stream_echoed % chunk.len().max(1) as u64) as usize)
+                .copied();
+            if i >= owed || want != Some(b) {
+                let expected: Vec<u8> = (0..EXCERPT.min(owed.saturating_sub(i)))
+                    .map(|k| chunk[((self.stream_echoed + k as u64) % chunk.len() as u64) as usize])
+                    .collect();
+                self.mismatch = Some(Mismatch {
+                    offset: self.echoed,
+                    expected,
+                    got: got[i..].iter().take(EXCERPT).copied().collect(),
+                });
+                return;
+            }
+            self.stream_echoed += 1;
+            self.echoed += 1;
         }
     }
 
@@ -413,7 +501,11 @@ impl Session {
     }
 
     pub(crate) fn wants_read(&self) -> bool {
-        self.phase == Phase::Open && !self.read_closed
+        let throttled = self.streaming.is_some()
+            && self
+                .last_stream_read
+                .is_some_and(|t| t.elapsed() < STREAM_READ_EVERY);
+        self.phase == Phase::Open && !self.read_closed && !throttled
     }
 }
 
@@ -432,6 +524,24 @@ mod tests {
         assert_eq!(m.offset, 7);
         assert_eq!(m.got, b"Orld\n");
         assert_eq!(m.expected, b"orld\n");
+    }
+
+    #[test]
+    fn stream_echo_is_checked_against_the_repeating_chunk() {
+        let mut s = Session::new("t", vec![]);
+        s.unechoed.extend(b"hi\n");
+        s.stream_chunk = Some(b"abc\n".to_vec());
+        s.stream_sent = 10; // "abc\nabc\nab"
+        s.check_echo(b"hi\nabc\nab");
+        assert!(s.mismatch.is_none());
+        assert_eq!((s.echoed, s.missing()), (9, 4));
+        s.check_echo(b"c\nab");
+        assert!(s.mismatch.is_none());
+        assert_eq!(s.missing(), 0);
+        s.stream_sent += 4;
+        s.check_echo(b"cX");
+        let m = s.mismatch.as_ref().unwrap();
+        assert_eq!((m.offset, m.got.as_slice()), (14, b"X".as_slice()));
     }
 
     #[test]

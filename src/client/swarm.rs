@@ -17,7 +17,10 @@ pub struct RunLimits {
 
 impl RunLimits {
     pub fn both(d: Duration) -> RunLimits {
-        RunLimits { idle: d, overall: d }
+        RunLimits {
+            idle: d,
+            overall: d,
+        }
     }
 }
 
@@ -59,10 +62,18 @@ impl Swarm {
     /// Drive every session until all scripts are done, `stop` returns true (it is asked after
     /// every turn and may change sessions, e.g. stop a stream), or a limit passes. Sessions
     /// still waiting at the end keep their connection and can go on in a later `run`.
-    pub fn run(&mut self, limits: RunLimits, mut stop: impl FnMut(&mut [Session]) -> bool) -> RunEnd {
+    pub fn run(
+        &mut self,
+        limits: RunLimits,
+        mut stop: impl FnMut(&mut [Session]) -> bool,
+    ) -> RunEnd {
         let start = Instant::now();
         let mut last_progress = start;
-        for s in self.sessions.iter_mut().filter(|s| s.phase == Phase::NotStarted) {
+        for s in self
+            .sessions
+            .iter_mut()
+            .filter(|s| s.phase == Phase::NotStarted)
+        {
             s.start_connect(&self.addr, start);
         }
         let end = loop {
@@ -125,7 +136,10 @@ impl Swarm {
             Err(nix::errno::Errno::EINTR) => return false,
             Err(_) => return false,
         }
-        let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
         drop(fds);
         let now = Instant::now();
         let mut progressed = false;

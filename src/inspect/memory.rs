@@ -35,11 +35,14 @@ pub fn memory_stats(pid: Pid) -> Option<MemoryStats> {
         let (guard, stack) = (&pair[0], &pair[1]);
         let guard_len = guard.address.1 - guard.address.0;
         let stack_len = stack.address.1 - stack.address.0;
-        let is_guard = guard.perms & (MMPermissions::READ | MMPermissions::WRITE | MMPermissions::EXECUTE)
+        let is_guard = guard.perms
+            & (MMPermissions::READ | MMPermissions::WRITE | MMPermissions::EXECUTE)
             == MMPermissions::NONE
             && guard_len <= MAX_GUARD
             && matches!(guard.pathname, MMapPath::Anonymous);
-        let is_stack = stack.perms.contains(MMPermissions::READ | MMPermissions::WRITE)
+        let is_stack = stack
+            .perms
+            .contains(MMPermissions::READ | MMPermissions::WRITE)
             && stack.perms.contains(MMPermissions::PRIVATE)
             && stack_len >= MIN_STACK
             && matches!(stack.pathname, MMapPath::Anonymous | MMapPath::TStack(_))

@@ -116,8 +116,7 @@ mod tests {
         let pgrp = table.get(me).unwrap().pgrp;
         assert!(table.tree(me, pgrp, 0, &[]).contains(&pid));
 
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
-            .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
         // Wait (without reaping) until the kernel shows the child as a zombie.
         let zombie = (0..500).any(|_| {
             let z = read_stat(pid).map(|p| p.is_zombie()).unwrap_or(false);

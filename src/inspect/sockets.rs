@@ -44,7 +44,10 @@ pub struct SocketTable {
 impl SocketTable {
     pub fn read() -> SocketTable {
         let mut all = Vec::new();
-        for entries in [procfs::net::tcp(), procfs::net::tcp6()].into_iter().flatten() {
+        for entries in [procfs::net::tcp(), procfs::net::tcp6()]
+            .into_iter()
+            .flatten()
+        {
             for e in entries {
                 all.push(TcpSocket {
                     inode: e.inode,

@@ -80,7 +80,7 @@ pub fn task_snapshots(pid: Pid) -> Vec<TaskSnapshot> {
 pub fn signal_names(mask: u64) -> Vec<String> {
     (1..=64)
         .filter(|n| mask & (1u64 << (n - 1)) != 0)
-        .map(|n| match nix::sys::signal::Signal::try_from(n as i32) {
+        .map(|n| match nix::sys::signal::Signal::try_from(n) {
             Ok(s) => s.as_str().to_string(),
             Err(_) => format!("SIG{n}"),
         })
@@ -162,7 +162,10 @@ mod tests {
         let mut seen = None;
         for _ in 0..1000 {
             let snap = task_snapshots(me);
-            if let Some(t) = snap.iter().find(|t| t.tid == tid && reading_fd(t).is_some()) {
+            if let Some(t) = snap
+                .iter()
+                .find(|t| t.tid == tid && reading_fd(t).is_some())
+            {
                 seen = reading_fd(t);
                 break;
             }

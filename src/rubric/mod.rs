@@ -49,7 +49,12 @@ impl Rubric {
                 .unwrap_or_default();
             // The first line of saphyr's message is the reason; the rest is a snippet.
             let msg = e.to_string();
-            let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or(&msg).trim().to_string();
+            let first = msg
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(&msg)
+                .trim()
+                .to_string();
             invalid(format!("{loc}{first}"))
         })?;
         rubric.timing.validate().map_err(invalid)?;
@@ -57,25 +62,32 @@ impl Rubric {
         {
             let planned = rubric.checks.planned();
             if planned.is_empty() {
-                return Err(invalid("checks is empty: a rubric must list at least one check".into()));
+                return Err(invalid(
+                    "checks is empty: a rubric must list at least one check".into(),
+                ));
             }
             if let Some(p) = planned.iter().find(|p| p.points > 1000) {
-                return Err(invalid(format!("checks.{}.points is {}: at most 1000", p.id, p.points)));
+                return Err(invalid(format!(
+                    "checks.{}.points is {}: at most 1000",
+                    p.id, p.points
+                )));
             }
         }
         Ok(rubric)
     }
 
     pub fn load(path: &Path) -> Result<Rubric, GradeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| GradeError::RubricUnreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| GradeError::RubricUnreadable {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Rubric::parse(&text, &path.display().to_string())
     }
 
     pub fn default_rubric() -> Rubric {
-        Rubric::parse(DEFAULT_RUBRIC, "graders/echo.yaml (built in)").expect("the built-in rubric is valid")
+        Rubric::parse(DEFAULT_RUBRIC, "graders/echo.yaml (built in)")
+            .expect("the built-in rubric is valid")
     }
 
     pub fn max_score(&self) -> u32 {
@@ -92,7 +104,11 @@ mod tests {
         let r = Rubric::default_rubric();
         assert_eq!(r.max_score(), 100);
         let ids: Vec<&str> = r.checks.planned().iter().map(|p| p.id).collect();
-        let want: Vec<&str> = crate::checks::ALL_IDS.iter().copied().filter(|i| *i != "model").collect();
+        let want: Vec<&str> = crate::checks::ALL_IDS
+            .iter()
+            .copied()
+            .filter(|i| *i != "model")
+            .collect();
         assert_eq!(ids, want);
     }
 
@@ -118,7 +134,8 @@ mod tests {
 
     #[test]
     fn absurd_parameters_are_errors() {
-        let e = err("name: x\nchecks:\n  concurrency.many: {points: 5, params: {clients: 1000000}}\n");
+        let e =
+            err("name: x\nchecks:\n  concurrency.many: {points: 5, params: {clients: 1000000}}\n");
         assert!(e.contains("checks.concurrency.many.params: clients"), "{e}");
         let e = err("name: x\ntiming: {serve_s: 0}\nchecks:\n  echo.basic: {points: 5}\n");
         assert!(e.contains("timing.serve_s"), "{e}");

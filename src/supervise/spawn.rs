@@ -6,7 +6,11 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-pub fn spawn(program: &Path, args: &[OsString], env: &[(OsString, OsString)]) -> std::io::Result<Child> {
+pub fn spawn(
+    program: &Path,
+    args: &[OsString],
+    env: &[(OsString, OsString)],
+) -> std::io::Result<Child> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -24,7 +28,12 @@ pub fn spawn(program: &Path, args: &[OsString], env: &[(OsString, OsString)]) ->
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             // The server starts like it would from a shell: default dispositions, nothing blocked.
             let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-            for sig in [Signal::SIGPIPE, Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM] {
+            for sig in [
+                Signal::SIGPIPE,
+                Signal::SIGCHLD,
+                Signal::SIGINT,
+                Signal::SIGTERM,
+            ] {
                 let _ = sigaction(sig, &dfl);
             }
             SigSet::empty().thread_set_mask()?;
@@ -32,7 +41,12 @@ pub fn spawn(program: &Path, args: &[OsString], env: &[(OsString, OsString)]) ->
             // it could write to them): mark everything above stderr close-on-exec. (Closing
             // them here would also close std's pipe that reports a failed exec.)
             const CLOSE_RANGE_CLOEXEC: u32 = 4;
-            nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+            nix::libc::syscall(
+                nix::libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            );
             Ok(())
         });
     }
