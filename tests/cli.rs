@@ -13,7 +13,10 @@ fn missing_server_is_exit_2_and_named() {
         .arg("/nonexistent/echoserver")
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("/nonexistent/echoserver").and(predicate::str::contains("does not exist")));
+        .stderr(
+            predicate::str::contains("/nonexistent/echoserver")
+                .and(predicate::str::contains("does not exist")),
+        );
 }
 
 #[test]
@@ -21,21 +24,37 @@ fn non_executable_and_directory_and_shebangless_script_are_exit_2() {
     let d = tempfile::tempdir().unwrap();
     let plain = d.path().join("server.c");
     std::fs::write(&plain, "int main(){}").unwrap();
-    grade_cmd().arg(&plain).assert().code(2).stderr(predicate::str::contains("not executable"));
+    grade_cmd()
+        .arg(&plain)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not executable"));
 
-    grade_cmd().arg(d.path()).assert().code(2).stderr(predicate::str::contains("directory"));
+    grade_cmd()
+        .arg(d.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("directory"));
 
     let script = d.path().join("server.sh");
     std::fs::write(&script, "echo hi\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    grade_cmd().arg(&script).assert().code(2).stderr(predicate::str::contains("#!"));
+    grade_cmd()
+        .arg(&script)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("#!"));
 }
 
 #[test]
 fn invalid_rubric_names_file_line_and_field() {
     let d = tempfile::tempdir().unwrap();
     let rubric = d.path().join("bad.yaml");
-    std::fs::write(&rubric, "name: bad\nchecks:\n  echo.basic: {points: 5}\n  echo.bogus: {points: 3}\n").unwrap();
+    std::fs::write(
+        &rubric,
+        "name: bad\nchecks:\n  echo.basic: {points: 5}\n  echo.bogus: {points: 3}\n",
+    )
+    .unwrap();
     grade_cmd()
         .arg("--rubric")
         .arg(&rubric)
@@ -61,8 +80,14 @@ fn unknown_only_id_and_bad_flags_are_exit_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("unknown check id `echo.nope`"));
-    grade_cmd().args(["--format", "xml", "/bin/true"]).assert().code(2);
-    grade_cmd().args(["--time-scale", "0", "/bin/true"]).assert().code(2);
+    grade_cmd()
+        .args(["--format", "xml", "/bin/true"])
+        .assert()
+        .code(2);
+    grade_cmd()
+        .args(["--time-scale", "0", "/bin/true"])
+        .assert()
+        .code(2);
     grade_cmd().assert().code(2);
 }
 
@@ -88,13 +113,23 @@ fn a_server_that_never_listens_is_graded_not_an_error() {
     assert_eq!(report["score"], 0.0);
     assert_eq!(report["max_score"], 100.0);
     let fb = report["checks"][0]["feedback"].as_str().unwrap();
-    assert!(fb.contains("exited with status 0 before it listened"), "{fb}");
+    assert!(
+        fb.contains("exited with status 0 before it listened"),
+        "{fb}"
+    );
     // --fail-under turns the low score into exit 1.
-    grade_cmd().args(["--fail-under", "50", "/bin/true"]).assert().code(1);
+    grade_cmd()
+        .args(["--fail-under", "50", "/bin/true"])
+        .assert()
+        .code(1);
 }
 
 #[test]
 fn help_and_version_exit_0() {
-    grade_cmd().arg("--help").assert().code(0).stdout(predicate::str::contains("--rubric"));
+    grade_cmd()
+        .arg("--help")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("--rubric"));
     grade_cmd().arg("--version").assert().code(0);
 }

@@ -20,7 +20,8 @@ fn out_dir() -> PathBuf {
 
 /// Compile `fixtures/NAME.c` (with `fixtures/common.c`) once; return the binary's path.
 pub fn fixture(name: &str) -> PathBuf {
-    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> = OnceLock::new();
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+        OnceLock::new();
     let map = BUILT.get_or_init(Default::default);
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = map.get(name) {
@@ -37,7 +38,11 @@ pub fn fixture(name: &str) -> PathBuf {
     if !name.contains('/') {
         cmd.arg(root().join("fixtures/common.c"));
     }
-    let out = cmd.arg("-o").arg(&bin).output().expect("run the C compiler");
+    let out = cmd
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .expect("run the C compiler");
     assert!(
         out.status.success(),
         "compiling {}: {}",
@@ -54,13 +59,14 @@ pub fn grade_cmd() -> assert_cmd::Command {
 }
 
 /// Run grade on a server with extra args; return (exit code, report as JSON value, stderr).
+/// The seed is 42 unless `extra` names one.
 pub fn grade_json(server: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let out: Output = grade_cmd()
-        .args(["--format", "json", "--seed", "42"])
-        .args(extra)
-        .arg(server)
-        .output()
-        .expect("run grade");
+    let mut cmd = grade_cmd();
+    cmd.args(["--format", "json"]);
+    if !extra.contains(&"--seed") {
+        cmd.args(["--seed", "42"]);
+    }
+    let out: Output = cmd.args(extra).arg(server).output().expect("run grade");
     let code = out.status.code().unwrap_or(-1);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report = serde_json::from_slice(&out.stdout)
@@ -88,7 +94,9 @@ pub fn processes_running(bin: &Path) -> Vec<i32> {
     let bin = std::fs::canonicalize(bin).unwrap_or(bin.to_path_buf());
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
             if exe == bin {
                 v.push(pid);
