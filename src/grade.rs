@@ -7,7 +7,7 @@ use crate::report::{
     round2, sanitize, CheckReport, Report, RunStatus, ServerInfo, ServerOutput, Status,
 };
 use crate::rubric::Rubric;
-use crate::supervise::{self, ServerSpec};
+use crate::supervise::{self, interrupt, privilege, Sandbox, ServerSpec};
 use crate::timing::Timing;
 use std::path::Path;
 use std::time::Instant;
@@ -21,6 +21,27 @@ pub struct GradeOptions {
     pub time_scale: f64,
     /// Run only these check ids (the others are left out of the report and its totals).
     pub only: Option<Vec<String>>,
+    /// Who the server runs as when the grader is root (default `nobody`).
+    pub user: Option<String>,
+    /// `KEY=N` overrides of the rubric's limits.
+    pub limit_overrides: Vec<String>,
+    /// Whether the grader isolated itself in a fresh network namespace (see supervise::netns).
+    pub isolated_net: bool,
+}
+
+impl GradeOptions {
+    pub fn new(spec: ServerSpec, rubric: Rubric, seed: u64) -> GradeOptions {
+        GradeOptions {
+            spec,
+            rubric,
+            seed,
+            time_scale: 1.0,
+            only: None,
+            user: None,
+            limit_overrides: Vec::new(),
+            isolated_net: false,
+        }
+    }
 }
 
 /// How much of each output stream a failed check shows.
@@ -96,18 +117,71 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             "/proc is not mounted: the grader reads the server's state from it".into(),
         ));
     }
+    let mut limits = opts.rubric.limits.clone();
+    limits
+        .apply_overrides(&opts.limit_overrides)
+        .map_err(GradeError::Usage)?;
+    let run_as = privilege::resolve(opts.user.as_deref()).map_err(GradeError::Usage)?;
+    // The other user must be able to execute the server; if it cannot reach the student's
+    // file, it runs a copy in a directory of the grader's.
+    let mut spec = opts.spec.clone();
+    let _copy = match &run_as {
+        Some(u) if !privilege::can_execute(&spec.program, u) => {
+            let c = privilege::accessible_copy(&spec.program).map_err(|e| {
+                GradeError::Internal(format!(
+                    "cannot copy the server where user {} can run it: {e}",
+                    u.name
+                ))
+            })?;
+            spec.program = c.path.clone();
+            Some(c)
+        }
+        _ => None,
+    };
     supervise::become_subreaper();
+    interrupt::install();
     raise_nofile();
     let timing = Timing::new(&opts.rubric.timing, opts.time_scale);
     let shim = crate::shim::materialize();
     let launcher = Launcher {
-        spec: opts.spec.clone(),
+        spec,
+        sandbox: Sandbox {
+            limits: limits.clone(),
+            cgroups: true,
+            run_as: run_as.clone(),
+        },
         shim: shim.as_ref().ok().map(|s| s.path.clone()),
     };
+    let containment_probe = supervise::InstanceCgroup::create(
+        &format!("echograde-{}-probe", std::process::id()),
+        8,
+        16 << 20,
+    );
+    let containment = serde_json::json!({
+        "process_group": true,
+        "child_subreaper": true,
+        "cgroup": containment_probe.describe(),
+        "rlimits": {
+            "cpu_s": limits.cpu_s,
+            "nofile": limits.nofile,
+            "nproc": if run_as.is_some() || containment_probe.pids_limited { serde_json::json!(limits.nproc) } else { serde_json::json!("not enforced (the server runs as the grader's own user)") },
+            "memory_mib": if containment_probe.memory_limited { serde_json::json!(limits.memory_mib) } else { serde_json::json!(format!("RLIMIT_AS {} MiB (no memory cgroup)", limits.memory_mib * 16)) },
+            "fsize_mib": limits.fsize_mib,
+            "core": 0,
+        },
+        "user": run_as.as_ref().map_or("the grader's own (not root)".to_string(), |u| u.name.clone()),
+        "network": if opts.isolated_net { "isolated (new network namespace, loopback only)" } else { "shared with the host (loopback)" },
+    });
+    drop(containment_probe);
     let model = checks::model::observe(&launcher, timing, opts.seed);
     let mut reports = Vec::new();
+    let mut run_error: Option<String> = None;
     for planned in opts.rubric.checks.planned() {
         let t0 = Instant::now();
+        if interrupt::requested() {
+            run_error = Some("the grader was interrupted (SIGINT or SIGTERM); checks after this point did not run".into());
+            break;
+        }
         if !opts
             .only
             .as_ref()
@@ -116,13 +190,45 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             continue;
         }
         let mut output = None;
-        let outcome = if let Some(f) = &model.start_failure {
+        let outcome = if started.elapsed() > timing.budget {
+            checks::Outcome::fail(
+                0.0,
+                format!(
+                    "Not run: the grading time budget ({:.0} s) was used up by the checks before \
+                     it. The server is too slow or too stuck to grade in full; the checks above \
+                     show where.",
+                    timing.budget.as_secs_f64()
+                ),
+                serde_json::json!({ "not_run": true }),
+            )
+        } else if let Some(f) = &model.start_failure {
             // The server never became ready when first started: say so for every check rather
             // than wait out the same deadline fourteen times.
             start_failure_outcome(f)
         } else {
             let mut cx = Cx::new(planned.id, opts.seed, timing, &model, &launcher);
-            let mut o = (planned.run)(&mut cx);
+            // A bug in one check must not lose the whole report: it becomes that check's error.
+            let ran =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (planned.run)(&mut cx)));
+            let mut o = match ran {
+                Ok(o) => o,
+                Err(p) => {
+                    let why = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    run_error = Some(format!("the grader failed in check {}: {why}", planned.id));
+                    checks::Outcome::error(format!(
+                        "The grader itself failed while running this check ({why}); this is not the server's fault."
+                    ))
+                }
+            };
+            if interrupt::requested() {
+                o = checks::Outcome::error(
+                    "Interrupted: the grader was asked to stop during this check.",
+                );
+            }
             if let Some(mut srv) = cx.take_server() {
                 if o.status == Status::Fail {
                     if let Some(d) = srv.main_exit() {
@@ -131,8 +237,21 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
                             serde_json::Value::String(d.to_string()),
                         );
                     }
+                    if let Some(limit) = srv.limit_hit() {
+                        o.feedback.push_str(&format!(
+                            " The server ran into {limit}: the grader stops a server that exceeds it."
+                        ));
+                        o.evidence
+                            .insert("limit_hit".into(), serde_json::Value::String(limit));
+                    }
                 }
-                srv.teardown();
+                let td = srv.teardown();
+                if !td.survivors.is_empty() {
+                    run_error = Some(format!(
+                        "processes {:?} of the server could not be killed",
+                        td.survivors
+                    ));
+                }
                 if o.show_output {
                     output = Some(ServerOutput {
                         stdout_tail: sanitize(&srv.stdout.last(REPORT_TAIL)),
@@ -166,20 +285,30 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
     if let Err(why) = &shim {
         model_evidence["signal_safety_shim"] = serde_json::Value::String(why.clone());
     }
+    if interrupt::requested() && run_error.is_none() {
+        run_error = Some("the grader was interrupted (SIGINT or SIGTERM)".into());
+    }
+    // Nothing of the server may outlive the run: the report is written after this.
+    supervise::reap::kill_orphans();
     Ok(Report {
         echograde: env!("CARGO_PKG_VERSION").to_string(),
-        status: RunStatus::Graded,
+        status: if run_error.is_some() {
+            RunStatus::Error
+        } else {
+            RunStatus::Graded
+        },
         rubric: opts.rubric.name.clone(),
         seed: opts.seed,
         server: ServerInfo {
             command: opts.spec.template(),
             model: model.model,
             model_evidence,
+            containment,
         },
         score: round2(reports.iter().map(|c| c.score).sum()),
         max_score: reports.iter().map(|c| c.max_score).sum(),
         duration_s: round2(started.elapsed().as_secs_f64()),
         checks: reports,
-        error: None,
+        error: run_error,
     })
 }

@@ -17,6 +17,9 @@ pub struct TimingSpec {
     pub idle_s: f64,
     /// How long the server gets to settle (reap children, close descriptors) after clients leave.
     pub grace_s: f64,
+    /// Time for the whole run: checks not started by then are failed as "not run" (a server
+    /// too slow or too stuck to grade must not hold the grader for minutes).
+    pub budget_s: f64,
 }
 
 impl Default for TimingSpec {
@@ -26,6 +29,7 @@ impl Default for TimingSpec {
             serve_s: 2.0,
             idle_s: 3.0,
             grace_s: 1.0,
+            budget_s: 35.0,
         }
     }
 }
@@ -44,6 +48,12 @@ impl TimingSpec {
                 ));
             }
         }
+        if !(self.budget_s.is_finite() && (5.0..=3600.0).contains(&self.budget_s)) {
+            return Err(format!(
+                "timing.budget_s is {}: it must be between 5 and 3600 seconds",
+                self.budget_s
+            ));
+        }
         Ok(())
     }
 }
@@ -55,6 +65,7 @@ pub struct Timing {
     pub serve: Duration,
     pub idle: Duration,
     pub grace: Duration,
+    pub budget: Duration,
     pub scale: f64,
 }
 
@@ -66,6 +77,7 @@ impl Timing {
             serve: d(spec.serve_s),
             idle: d(spec.idle_s),
             grace: d(spec.grace_s),
+            budget: d(spec.budget_s),
             scale,
         }
     }

@@ -17,23 +17,52 @@ fn handout_builds_and_its_skeletons_grade_as_iterative() {
             std::fs::copy(e.path(), dir.join(&name)).unwrap();
         }
     }
-    let out = std::process::Command::new("make").current_dir(&dir).output().expect("run make");
-    assert!(out.status.success(), "make: {}", String::from_utf8_lossy(&out.stderr));
-    let warnings = String::from_utf8_lossy(&out.stderr).matches("warning:").count();
-    assert_eq!(warnings, 0, "the handout compiles without warnings: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("make")
+        .current_dir(&dir)
+        .output()
+        .expect("run make");
+    assert!(
+        out.status.success(),
+        "make: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warnings = String::from_utf8_lossy(&out.stderr)
+        .matches("warning:")
+        .count();
+    assert_eq!(
+        warnings,
+        0,
+        "the handout compiles without warnings: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    for (server, rubric) in [("echoserverp", "echo-process.yaml"), ("echoservers", "echo-event.yaml"), ("echoservert", "echo-thread.yaml")] {
+    for (server, rubric) in [
+        ("echoserverp", "echo-process.yaml"),
+        ("echoservers", "echo-event.yaml"),
+        ("echoservert", "echo-thread.yaml"),
+    ] {
         let rubric = root().join("graders").join(rubric);
         let (code, report, stderr) = grade_json(
             &dir.join(server),
-            &["--rubric", rubric.to_str().unwrap(), "--only", "model,echo.basic,echo.large,concurrency.overlap"],
+            &[
+                "--rubric",
+                rubric.to_str().unwrap(),
+                "--only",
+                "model,echo.basic,echo.large,concurrency.overlap",
+            ],
         );
         assert_eq!(code, 0, "{server}: {stderr}");
         let st = statuses(&report);
         assert_eq!(report["server"]["model"], "iterative", "{server}");
         assert_eq!(st["echo.basic"], "pass", "{server} echoes");
         assert_eq!(st["echo.large"], "pass", "{server} echoes long lines");
-        assert_eq!(st["concurrency.overlap"], "fail", "{server} is not concurrent yet");
-        assert_eq!(st["model"], "fail", "{server} is not yet the model it should become");
+        assert_eq!(
+            st["concurrency.overlap"], "fail",
+            "{server} is not concurrent yet"
+        );
+        assert_eq!(
+            st["model"], "fail",
+            "{server} is not yet the model it should become"
+        );
     }
 }

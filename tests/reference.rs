@@ -13,13 +13,16 @@ fn reference_bins() -> PathBuf {
     DIR.get_or_init(|| {
         let release = !cfg!(debug_assertions);
         let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "echograde-reference", "--bins"]).current_dir(root());
+        cmd.args(["build", "--quiet", "-p", "echograde-reference", "--bins"])
+            .current_dir(root());
         if release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building the reference servers failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
         target.join(if release { "release" } else { "debug" })
     })
     .clone()
@@ -27,11 +30,17 @@ fn reference_bins() -> PathBuf {
 
 fn full_marks(server: &str, model: &str, rubric: &str) {
     let bin = reference_bins().join(server);
-    let repeat: usize = std::env::var("ECHOGRADE_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let repeat: usize = std::env::var("ECHOGRADE_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let rubric_path = root().join("graders").join(rubric);
     for run in 0..repeat {
         let seed = (100 + run).to_string();
-        for extra in [vec!["--seed", &seed], vec!["--seed", &seed, "--rubric", rubric_path.to_str().unwrap()]] {
+        for extra in [
+            vec!["--seed", &seed],
+            vec!["--seed", &seed, "--rubric", rubric_path.to_str().unwrap()],
+        ] {
             let (code, report, stderr) = grade_json(&bin, &extra);
             assert_eq!(code, 0, "{server}: {stderr}");
             assert_eq!(report["server"]["model"], model, "{server}");
@@ -42,9 +51,16 @@ fn full_marks(server: &str, model: &str, rubric: &str) {
                 .filter(|c| c["status"] != "pass")
                 .map(|c| format!("{}: {}", c["id"], c["feedback"]))
                 .collect();
-            assert!(failed.is_empty(), "{server} (run {run}, {extra:?}) lost points:\n{}", failed.join("\n"));
+            assert!(
+                failed.is_empty(),
+                "{server} (run {run}, {extra:?}) lost points:\n{}",
+                failed.join("\n")
+            );
             assert_eq!(report["score"], 100.0, "{server}");
-            assert!(processes_running(&bin).is_empty(), "{server}: processes left behind");
+            assert!(
+                processes_running(&bin).is_empty(),
+                "{server}: processes left behind"
+            );
         }
     }
 }
@@ -72,8 +88,16 @@ fn echo_pool_gets_full_marks() {
 #[test]
 fn reference_servers_refuse_bad_arguments_with_exit_2() {
     for server in ["echo-process", "echo-event", "echo-thread", "echo-pool"] {
-        let out = std::process::Command::new(reference_bins().join(server)).arg("not-a-port").output().unwrap();
+        let out = std::process::Command::new(reference_bins().join(server))
+            .arg("not-a-port")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{server}");
-        assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("usage"), "{server}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .to_lowercase()
+                .contains("usage"),
+            "{server}"
+        );
     }
 }

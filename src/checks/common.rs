@@ -17,37 +17,55 @@ pub fn probe(srv: &Server, rng: &mut ChaCha8Rng, label: &str, deadline: Duration
     )
 }
 
+/// Why a sequence of clients stopped early.
+#[derive(Debug)]
+pub struct Unserved {
+    /// Clients served before it stopped.
+    pub served: u32,
+    /// What went wrong, in words.
+    pub why: String,
+}
+
 /// Clients one after another, each sending a line and waiting for its echo. Stops at the first
-/// client not served (a stuck server would otherwise cost a deadline per client).
+/// client not served (a stuck server would otherwise cost a deadline per client), and when the
+/// whole sequence takes longer than `budget` (a server slow enough to need that is not
+/// measurable in reasonable time; a correct one needs milliseconds per client).
 pub fn sequential_clients(
     srv: &Server,
     rng: &mut ChaCha8Rng,
     prefix: &str,
     n: u32,
     deadline: Duration,
-) -> Result<u32, (u32, Box<Session>)> {
+    budget: Duration,
+) -> Result<u32, Unserved> {
+    let start = Instant::now();
     for i in 0..n {
         let s = probe(srv, rng, &format!("{prefix}{i}"), deadline);
         if !s.ok() {
-            return Err((i, Box::new(s)));
+            return Err(Unserved {
+                served: i,
+                why: format!("client {} {}", s.label, describe(&s, deadline)),
+            });
+        }
+        if start.elapsed() > budget && i + 1 < n {
+            return Err(Unserved {
+                served: i + 1,
+                why: format!(
+                    "{} clients one after another took over {:.0} s (a correct server needs milliseconds each)",
+                    i + 1,
+                    budget.as_secs_f64()
+                ),
+            });
         }
     }
     Ok(n)
 }
 
 /// The verdict for a check whose workload could not run because the server stopped serving.
-pub fn workload_failed(
-    srv: &mut Server,
-    served: u32,
-    s: &Session,
-    deadline: Duration,
-    what: &str,
-) -> super::Outcome {
+pub fn workload_failed(srv: &mut Server, u: &Unserved, what: &str) -> super::Outcome {
     let mut fb = format!(
-        "The server stopped serving after {served} client(s), so {what} could not be measured: \
-         client {} {}.",
-        s.label,
-        describe(s, deadline)
+        "The server stopped serving after {} client(s), so {what} could not be measured: {}.",
+        u.served, u.why
     );
     if let Some(d) = death_note(srv) {
         fb.push(' ');
@@ -56,7 +74,7 @@ pub fn workload_failed(
     super::Outcome::fail(
         0.0,
         fb,
-        serde_json::json!({ "served_before_failure": served }),
+        serde_json::json!({ "served_before_failure": u.served }),
     )
 }
 
@@ -103,7 +121,7 @@ pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> Option<
         if cond() {
             return Some(start.elapsed());
         }
-        if start.elapsed() >= deadline {
+        if start.elapsed() >= deadline || crate::supervise::interrupt::requested() {
             return None;
         }
         std::thread::sleep(Duration::from_millis(4));

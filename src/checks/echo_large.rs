@@ -94,9 +94,10 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         let mut steps = case.steps;
         steps.push(Step::Close);
         swarm.add(Session::new(case.name, steps));
-        swarm.run(RunLimits { idle: t.serve, overall: t.serve * 5 }, |_| false);
+        swarm.run(RunLimits { idle: t.serve, overall: t.serve * 2 }, |_| false);
         let s = &swarm.sessions[0];
         let ok = s.ok();
+        let unresponsive = !ok && s.echoed == 0 && s.mismatch.is_none();
         // Which line, at which offset within it, went wrong.
         let bad_at = s.mismatch.as_ref().map(|m| m.offset).unwrap_or(s.echoed);
         let (mut line_no, mut line_off, mut acc) = (0usize, 0u64, 0u64);
@@ -126,9 +127,15 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
                 describe(s, t.serve),
                 case.advice
             ));
+            if unresponsive {
+                // The server answers nothing at all: the other cases would only wait too.
+                failures.push("The remaining cases were not run: the server had stopped answering.".into());
+                break;
+            }
         }
     }
-    let passed = results.len() - failures.len();
+    let total_cases = 4;
+    let passed = results.iter().filter(|r| r["pass"] == true).count();
     let ev = json!({ "cases": results });
     if failures.is_empty() {
         return Outcome::pass(format!("All {passed} cases came back byte-exact."), ev);
@@ -138,5 +145,5 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         fb.push('\n');
         fb.push_str(&n);
     }
-    Outcome::fail(passed as f64 / results.len() as f64, fb, ev)
+    Outcome::fail(passed as f64 / total_cases as f64, fb, ev)
 }

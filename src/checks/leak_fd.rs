@@ -47,8 +47,8 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     };
     let pid = srv.main_pid;
     let baseline: BTreeSet<i32> = fd_table(pid).iter().filter(|e| e.socket_inode.is_some()).map(|e| e.fd).collect();
-    if let Err((served, s)) = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve) {
-        return workload_failed(srv, served, &s, t.serve, "its descriptors");
+    if let Err(u) = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve, t.idle * 3) {
+        return workload_failed(srv, &u, "its descriptors");
     }
     let mut swarm = Swarm::new(srv.addr());
     for i in 0..p.simultaneous {

@@ -42,9 +42,9 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let Some(before) = memory_stats(pid) else {
         return Outcome::error(format!("cannot read /proc/{pid}/maps or status"));
     };
-    let served = match sequential_clients(srv, &mut rng, "c", p.connections, t.serve) {
+    let served = match sequential_clients(srv, &mut rng, "c", p.connections, t.serve, t.idle * 3) {
         Ok(n) => n,
-        Err((served, s)) => return workload_failed(srv, served, &s, t.serve, "its thread stacks"),
+        Err(u) => return workload_failed(srv, &u, "its thread stacks"),
     };
     // Threads that served the last clients may still be on their way out.
     wait_until(t.grace, || memory_stats(pid).is_some_and(|m| m.threads <= before.threads));

@@ -84,6 +84,8 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Launcher {
     pub spec: ServerSpec,
+    /// Limits, cgroups and user every instance runs under.
+    pub sandbox: crate::supervise::Sandbox,
     /// The signal-safety shim, when it could be built and written out.
     pub shim: Option<PathBuf>,
 }
@@ -130,7 +132,13 @@ impl<'a> Cx<'a> {
             old.teardown();
         }
         let port = crate::supervise::pick_port();
-        match Server::start(&self.launcher.spec, port, &env, self.timing.ready) {
+        match Server::start(
+            &self.launcher.spec,
+            port,
+            &env,
+            self.timing.ready,
+            &self.launcher.sandbox,
+        ) {
             Ok(s) => Ok(self.server.insert(s)),
             Err(f) => Err(start_failure_outcome(&f)),
         }

@@ -38,7 +38,7 @@ const PROBE_CLIENTS: usize = 4;
 /// (iterative).
 pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservation {
     let port = crate::supervise::pick_port();
-    let mut srv = match Server::start(&launcher.spec, port, &[], timing.ready) {
+    let mut srv = match Server::start(&launcher.spec, port, &[], timing.ready, &launcher.sandbox) {
         Ok(s) => s,
         Err(f) => {
             return ModelObservation {

@@ -65,7 +65,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         for (label, line) in clients {
             swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]));
         }
-        swarm.run(RunLimits { idle: t.idle, overall: t.idle * 4 }, |_| false);
+        swarm.run(RunLimits { idle: t.idle, overall: t.idle * 2 }, |_| false);
         total += swarm.sessions.len();
         let bad: Vec<&Session> = swarm.sessions.iter().filter(|s| !s.ok()).collect();
         if bad.is_empty() {

@@ -158,7 +158,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(o) => return o,
     };
     // A server that stops serving still logged what its handlers did: no early return.
-    let _ = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve);
+    let _ = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve, t.idle * 3);
     let mut swarm = Swarm::new(srv.addr());
     for i in 0..p.simultaneous {
         let label = format!("m{i}");

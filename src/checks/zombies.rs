@@ -70,8 +70,8 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(o) => return o,
     };
     let pid = srv.main_pid;
-    if let Err((served, s)) = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve) {
-        return workload_failed(srv, served, &s, t.serve, "its children");
+    if let Err(u) = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve, t.idle * 3) {
+        return workload_failed(srv, &u, "its children");
     }
     // The sequential clients' children get the grace to be reaped in the ordinary way.
     let seq_zombies_reaped = wait_until(t.grace, || zombie_children(pid) == 0).is_some();

@@ -78,7 +78,7 @@ impl Swarm {
         }
         let end = loop {
             let now = Instant::now();
-            if stop(&mut self.sessions) {
+            if stop(&mut self.sessions) || crate::supervise::interrupt::requested() {
                 break RunEnd::Stopped;
             }
             if self.sessions.iter().all(|s| s.script_done()) {

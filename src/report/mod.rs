@@ -66,6 +66,8 @@ pub struct ServerInfo {
     pub model: Model,
     /// The numbers the model was decided from.
     pub model_evidence: serde_json::Value,
+    /// How the server was confined: process group, cgroup, limits, user, network.
+    pub containment: serde_json::Value,
 }
 
 /// The tails of the server's output, control characters escaped.

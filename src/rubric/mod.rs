@@ -32,6 +32,9 @@ pub struct Rubric {
     pub description: String,
     #[serde(default)]
     pub timing: TimingSpec,
+    /// Resource limits for the server (each also settable with `--limit KEY=N`).
+    #[serde(default)]
+    pub limits: crate::supervise::Limits,
     pub checks: CheckTable,
 }
 
@@ -58,6 +61,7 @@ impl Rubric {
             invalid(format!("{loc}{first}"))
         })?;
         rubric.timing.validate().map_err(invalid)?;
+        rubric.limits.validate().map_err(invalid)?;
         rubric.checks.validate().map_err(invalid)?;
         {
             let planned = rubric.checks.planned();

@@ -9,11 +9,19 @@
 //!
 //! The facade is [`Server`]; spawning, output, reaping and killing live in the submodules.
 
+mod cgroup;
+pub mod interrupt;
+pub mod limits;
+pub mod netns;
 mod output;
+pub mod privilege;
 pub mod reap;
 mod spawn;
 
+pub use cgroup::InstanceCgroup;
+pub use limits::Limits;
 pub use output::{Tail, TAIL_CAP};
+pub use privilege::RunAs;
 pub use reap::{become_subreaper, TeardownReport};
 
 use crate::inspect::{self, Pid, ProcTable, SocketTable};
@@ -79,6 +87,16 @@ impl ServerSpec {
     }
 }
 
+/// How every instance is confined: limits, cgroups, user.
+#[derive(Debug, Clone, Default)]
+pub struct Sandbox {
+    pub limits: Limits,
+    /// Make a cgroup per instance where the host allows it.
+    pub cgroups: bool,
+    /// The user the server runs as (when the grader is root).
+    pub run_as: Option<RunAs>,
+}
+
 /// Why an instance never became ready.
 #[derive(Debug, Clone)]
 pub enum StartFailure {
@@ -137,6 +155,9 @@ pub struct Server {
     pidfd: Option<std::os::fd::OwnedFd>,
     statuses: HashMap<Pid, Exit>,
     torn_down: Option<TeardownReport>,
+    /// The instance's cgroups (removed when the server is dropped, after teardown).
+    pub cgroup: InstanceCgroup,
+    limits: Limits,
 }
 
 /// Grace between SIGTERM and SIGKILL at teardown.
@@ -151,10 +172,31 @@ impl Server {
         port: u16,
         env: &[(OsString, OsString)],
         ready_deadline: Duration,
+        sandbox: &Sandbox,
     ) -> Result<Server, StartFailure> {
         let argv = spec.argv(port);
         let args: Vec<OsString> = argv[1..].iter().map(OsString::from).collect();
-        let mut child = spawn::spawn(&spec.program, &args, env)
+        static INSTANCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let cgroup = if sandbox.cgroups {
+            let n = INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            InstanceCgroup::create(
+                &format!("echograde-{}-{n}", std::process::id()),
+                sandbox.limits.nproc,
+                sandbox.limits.memory_mib << 20,
+            )
+        } else {
+            InstanceCgroup::default()
+        };
+        let confine = spawn::Confinement {
+            cgroup_procs: cgroup.procs_fds(),
+            rlimits: limits::RlimitPlan::new(
+                &sandbox.limits,
+                sandbox.run_as.is_some(),
+                cgroup.memory_limited,
+            ),
+            run_as: sandbox.run_as.clone(),
+        };
+        let mut child = spawn::spawn(&spec.program, &args, env, confine)
             .map_err(|e| StartFailure::Spawn(e.to_string()))?;
         let pid = child.id() as Pid;
         let stdout = Tail::new(TAIL_CAP);
@@ -183,6 +225,8 @@ impl Server {
             pidfd,
             statuses: HashMap::new(),
             torn_down: None,
+            cgroup,
+            limits: sandbox.limits.clone(),
         };
         server.wait_listening(ready_deadline)?;
         Ok(server)
@@ -289,7 +333,7 @@ impl Server {
         if let Some(r) = &self.torn_down {
             return r.clone();
         }
-        let report = reap::kill_tree(
+        let mut report = reap::kill_tree(
             self.pid,
             self.pid,
             &[],
@@ -297,8 +341,68 @@ impl Server {
             KILL_LIMIT,
             &mut self.statuses,
         );
+        // Whatever escaped the process tree is still in the cgroup: kill it there.
+        if !self.cgroup.members().is_empty() {
+            self.cgroup.kill_all();
+            let start = Instant::now();
+            loop {
+                let left = self.cgroup.members();
+                if left.is_empty() || start.elapsed() > KILL_LIMIT {
+                    report.survivors.extend(left);
+                    break;
+                }
+                for p in &left {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), Signal::SIGKILL);
+                }
+                reap::reap_exited(&[self.pid], &mut self.statuses);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         self.torn_down = Some(report.clone());
         report
+    }
+
+    /// The resource limit the server ran into, in words, if any.
+    pub fn limit_hit(&mut self) -> Option<String> {
+        let l = &self.limits;
+        match self.statuses.get(&self.main_pid).copied() {
+            Some(Exit::Signal {
+                sig: Signal::SIGXCPU,
+                ..
+            }) => {
+                return Some(format!("its CPU time limit ({} s, RLIMIT_CPU)", l.cpu_s));
+            }
+            Some(Exit::Signal {
+                sig: Signal::SIGXFSZ,
+                ..
+            }) => {
+                return Some(format!(
+                    "its file size limit ({} MiB, RLIMIT_FSIZE)",
+                    l.fsize_mib
+                ));
+            }
+            _ => {}
+        }
+        if self.cgroup.oom_killed() {
+            return Some(format!(
+                "its memory limit ({} MiB, memory cgroup)",
+                l.memory_mib
+            ));
+        }
+        if self.cgroup.pids_refused() {
+            return Some(format!(
+                "its limit of {} processes and threads (pids cgroup): a fork or pthread_create failed",
+                l.nproc
+            ));
+        }
+        let open = inspect::fd_table(self.main_pid).len() as u64;
+        if open + 2 >= l.nofile {
+            return Some(format!(
+                "its limit of {} open descriptors (RLIMIT_NOFILE)",
+                l.nofile
+            ));
+        }
+        None
     }
 }
 

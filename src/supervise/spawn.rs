@@ -6,10 +6,22 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-pub fn spawn(
+use super::limits::RlimitPlan;
+use super::privilege::RunAs;
+
+/// How the child confines itself before exec.
+pub(crate) struct Confinement {
+    /// `cgroup.procs` descriptors of its groups: it writes "0" (itself) to each.
+    pub cgroup_procs: Vec<std::os::fd::RawFd>,
+    pub rlimits: RlimitPlan,
+    pub run_as: Option<RunAs>,
+}
+
+pub(crate) fn spawn(
     program: &Path,
     args: &[OsString],
     env: &[(OsString, OsString)],
+    confine: Confinement,
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -17,14 +29,26 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (setpgid, prctl, sigaction, sigprocmask, close_range).
+    // SAFETY: the closure runs in the forked child before exec and makes only system calls
+    // (setpgid, write, setrlimit, setgroups/setgid/setuid, prctl, sigaction, sigprocmask,
+    // close_range); it reads `confine`, allocated before the fork, and allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
             // Own process group: teardown signals the whole group at once.
             nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
-            // If the grader dies without teardown, the server goes with it.
+            // Join the instance's cgroups ("0" means the writing process).
+            for &fd in &confine.cgroup_procs {
+                nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+            }
+            confine.rlimits.apply()?;
+            if let Some(u) = &confine.run_as {
+                nix::unistd::setgroups(&[])?;
+                nix::unistd::setgid(nix::unistd::Gid::from_raw(u.gid))?;
+                nix::unistd::setuid(nix::unistd::Uid::from_raw(u.uid))?;
+            }
+            // If the grader dies without teardown, the server goes with it. (Set after the
+            // user change, which clears it.)
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             // The server starts like it would from a shell: default dispositions, nothing blocked.
             let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());

@@ -1,0 +1,158 @@
+//! Resource limits for the server: CPU seconds, descriptors, processes, memory, file size, no
+//! core dumps. Each has a default that a correct server with thousands of connections stays
+//! well inside, a rubric override (`limits:`) and a command-line override (`--limit KEY=N`).
+//!
+//! Memory is limited by a memory cgroup where one is writable. Without one, RLIMIT_AS stands
+//! in, set far above the cgroup figure: address space counts every thread's stack reservation
+//! (8 MiB each), so a tight RLIMIT_AS would kill correct threaded servers.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// CPU seconds per server instance (RLIMIT_CPU).
+    pub cpu_s: u64,
+    /// Open descriptors per process (RLIMIT_NOFILE).
+    pub nofile: u64,
+    /// Processes and threads (cgroup pids.max; RLIMIT_NPROC when the server runs as a user of
+    /// its own).
+    pub nproc: u64,
+    /// Memory in MiB (cgroup memory limit; RLIMIT_AS at 16 times this where no cgroup).
+    pub memory_mib: u64,
+    /// Largest file the server may write, in MiB (RLIMIT_FSIZE).
+    pub fsize_mib: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu_s: 120,
+            nofile: 16384,
+            nproc: 4096,
+            memory_mib: 2048,
+            fsize_mib: 64,
+        }
+    }
+}
+
+impl Limits {
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |name: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(format!(
+                    "limits.{name} is {v}: it must be between {lo} and {hi}"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        check("cpu_s", self.cpu_s, 1, 3600)?;
+        check("nofile", self.nofile, 64, 1 << 20)?;
+        check("nproc", self.nproc, 8, 1 << 20)?;
+        check("memory_mib", self.memory_mib, 16, 1 << 20)?;
+        check("fsize_mib", self.fsize_mib, 1, 1 << 20)
+    }
+
+    /// Apply `KEY=N` overrides from the command line.
+    pub fn apply_overrides(&mut self, overrides: &[String]) -> Result<(), String> {
+        for o in overrides {
+            let (k, v) = o.split_once('=').ok_or_else(|| {
+                format!("--limit {o}: expected KEY=NUMBER, e.g. --limit nproc=2048")
+            })?;
+            let n: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("--limit {o}: `{v}` is not a whole number"))?;
+            match k.trim() {
+                "cpu_s" => self.cpu_s = n,
+                "nofile" => self.nofile = n,
+                "nproc" => self.nproc = n,
+                "memory_mib" => self.memory_mib = n,
+                "fsize_mib" => self.fsize_mib = n,
+                other => {
+                    return Err(format!(
+                        "--limit {o}: unknown limit `{other}` (known: cpu_s, nofile, nproc, memory_mib, fsize_mib)"
+                    ))
+                }
+            }
+        }
+        self.validate().map_err(|e| format!("--limit: {e}"))
+    }
+}
+
+/// The rlimits to set in the server before exec, computed in the parent (the child may only
+/// make system calls).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RlimitPlan {
+    pub cpu: u64,
+    pub nofile: u64,
+    pub nproc: Option<u64>,
+    pub address_space: Option<u64>,
+    pub fsize: u64,
+}
+
+impl RlimitPlan {
+    pub fn new(l: &Limits, nproc_meaningful: bool, memory_by_cgroup: bool) -> RlimitPlan {
+        // A process may not raise its hard descriptor limit unless it is root.
+        let hard_nofile =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map(|(_, h)| h)
+                .unwrap_or(l.nofile);
+        let root = nix::unistd::geteuid().is_root();
+        RlimitPlan {
+            cpu: l.cpu_s,
+            nofile: if root {
+                l.nofile
+            } else {
+                l.nofile.min(hard_nofile)
+            },
+            nproc: nproc_meaningful.then_some(l.nproc),
+            address_space: (!memory_by_cgroup).then_some(l.memory_mib.saturating_mul(16) << 20),
+            fsize: l.fsize_mib << 20,
+        }
+    }
+
+    /// Set the limits in the calling process. Only system calls: safe between fork and exec.
+    pub fn apply(&self) -> nix::Result<()> {
+        use nix::sys::resource::{setrlimit, Resource};
+        // The soft CPU limit sends SIGXCPU; the hard one, a second later, SIGKILL.
+        setrlimit(Resource::RLIMIT_CPU, self.cpu, self.cpu + 1)?;
+        setrlimit(Resource::RLIMIT_NOFILE, self.nofile, self.nofile)?;
+        if let Some(n) = self.nproc {
+            setrlimit(Resource::RLIMIT_NPROC, n, n)?;
+        }
+        if let Some(a) = self.address_space {
+            setrlimit(Resource::RLIMIT_AS, a, a)?;
+        }
+        setrlimit(Resource::RLIMIT_FSIZE, self.fsize, self.fsize)?;
+        setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_parse_and_validate() {
+        let mut l = Limits::default();
+        l.apply_overrides(&["nproc=100".into(), "cpu_s = 5".into()])
+            .unwrap();
+        assert_eq!((l.nproc, l.cpu_s), (100, 5));
+        assert!(l
+            .apply_overrides(&["nproc".into()])
+            .unwrap_err()
+            .contains("KEY=NUMBER"));
+        assert!(l
+            .apply_overrides(&["bogus=1".into()])
+            .unwrap_err()
+            .contains("unknown limit"));
+        assert!(l
+            .apply_overrides(&["nproc=1".into()])
+            .unwrap_err()
+            .contains("limits.nproc"));
+    }
+}

@@ -1,0 +1,89 @@
+//! Running the server as an unprivileged user when the grader is root.
+//!
+//! Gradescope and Autolab run graders as root. Student code running as root could write the
+//! report, the rubric or the grader itself. So as root the server runs as another user
+//! (`--user`, default `nobody`): it cannot touch the grader's files, and the grader writes the
+//! report only after every server process is dead.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The user the server runs as.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Decide who the server runs as: `Some` only when the grader is root.
+pub fn resolve(user: Option<&str>) -> Result<Option<RunAs>, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return match user {
+            Some(u) => Err(format!(
+                "--user {u}: only a grader running as root can run the server as another user"
+            )),
+            None => Ok(None),
+        };
+    }
+    let name = user.unwrap_or("nobody");
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) if u.uid.is_root() => Err(format!(
+            "--user {name}: that is root; pick an unprivileged user"
+        )),
+        Ok(Some(u)) => Ok(Some(RunAs {
+            name: name.to_string(),
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        })),
+        Ok(None) => Err(format!("--user {name}: no such user on this machine")),
+        Err(e) => Err(format!("--user {name}: cannot look the user up: {e}")),
+    }
+}
+
+/// Whether `who` may execute `path` (each directory searchable, the file executable and, for
+/// a script, readable), judged from permission bits.
+pub fn can_execute(path: &Path, who: &RunAs) -> bool {
+    let allowed = |meta: &std::fs::Metadata, bits: u32| {
+        let mode = meta.permissions().mode();
+        let class = if meta.uid() == who.uid {
+            mode >> 6
+        } else if meta.gid() == who.gid {
+            mode >> 3
+        } else {
+            mode
+        };
+        class & bits == bits
+    };
+    let Ok(abs) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    for dir in abs.ancestors().skip(1) {
+        match std::fs::metadata(dir) {
+            Ok(m) if allowed(&m, 0o1) => {}
+            _ => return false,
+        }
+    }
+    std::fs::metadata(&abs).is_ok_and(|m| allowed(&m, 0o5))
+}
+
+/// A copy of the server the other user can execute, in a private directory of the grader's.
+pub struct ExecutableCopy {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn accessible_copy(path: &Path) -> std::io::Result<ExecutableCopy> {
+    let dir = tempfile::Builder::new()
+        .prefix("echograde-server")
+        .tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let name = path.file_name().unwrap_or(std::ffi::OsStr::new("server"));
+    let copy = dir.path().join(name);
+    std::fs::copy(path, &copy)?;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
+    Ok(ExecutableCopy {
+        _dir: dir,
+        path: copy,
+    })
+}

@@ -1,0 +1,136 @@
+//! Containment of untrusted servers: privilege drop, network isolation, interruption, output
+//! that cannot pass for the grader's, and limits named in feedback.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+#[test]
+fn as_root_the_server_cannot_write_where_the_report_goes() {
+    if !is_root() {
+        eprintln!("skipped: the grader drops privileges only when it runs as root");
+        return;
+    }
+    let bin = fixture("hostile/write_report");
+    let d = tempfile::tempdir().unwrap();
+    let report = d.path().join("report.yaml");
+    let out = grade_cmd()
+        .args(["--seed", "3", "--only", "echo.basic", "--output"])
+        .arg(&report)
+        .arg(&bin)
+        .arg("--")
+        .arg("{port}")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !d.path().join("forged-report.yaml").exists(),
+        "the server wrote into the report's directory"
+    );
+    let v: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v["server"]["containment"]["user"], "nobody");
+    assert_eq!(v["checks"][0]["status"], "pass");
+    assert_eq!(v["score"], 8.0, "the report is the grader's own");
+}
+
+#[test]
+fn isolated_network_grades_on_its_own_loopback() {
+    if !is_root() {
+        eprintln!("skipped: a network namespace needs root here");
+        return;
+    }
+    let bin = fixture("ok_thread");
+    let (code, report, stderr) = grade_json(
+        &bin,
+        &["--isolate-net", "--only", "echo.basic,concurrency.overlap"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["score"], 18.0);
+    assert!(report["server"]["containment"]["network"]
+        .as_str()
+        .unwrap()
+        .starts_with("isolated"));
+}
+
+#[test]
+fn an_interrupted_grader_kills_the_server_and_writes_what_it_has() {
+    let bin = fixture("iterative");
+    let d = tempfile::tempdir().unwrap();
+    let report = d.path().join("report.json");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("grade"))
+        .args(["--format", "json", "--seed", "1", "--output"])
+        .arg(&report)
+        .arg(&bin)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a server instance is running (observed in /proc), then interrupt.
+    let start = Instant::now();
+    while processes_running(&bin).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no server started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "an interrupted run exits 3");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v["status"], "error");
+    assert!(v["error"].as_str().unwrap().contains("interrupted"));
+    assert!(
+        processes_running(&bin).is_empty(),
+        "server processes left after the interrupt"
+    );
+}
+
+#[test]
+fn server_output_cannot_pass_for_the_graders_results() {
+    let bin = fixture("hostile/fake_results");
+    for format in ["yaml", "json", "human"] {
+        let out = grade_cmd()
+            .args([
+                "--seed",
+                "2",
+                "--only",
+                "echo.basic,concurrency.overlap",
+                "--format",
+                format,
+            ])
+            .arg(&bin)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r'),
+            "{format}: raw control characters reached stdout"
+        );
+        // No line of stdout is the server's fake score line, unescaped at the start of a line.
+        assert!(
+            !text.lines().any(|l| l == "score: 100"),
+            "{format}: a fake result line reached stdout as is"
+        );
+        if format == "yaml" {
+            let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+            assert_eq!(v["max_score"], 18.0);
+        }
+    }
+}
