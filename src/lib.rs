@@ -21,6 +21,7 @@ pub mod client;
 pub mod error;
 pub mod grade;
 pub mod inspect;
+pub mod platform;
 pub mod report;
 pub mod rubric;
 mod shim;

@@ -3,18 +3,29 @@
 
 use clap::{Parser, ValueEnum};
 use echograde::error::{EXIT_BAD_INPUT, EXIT_BELOW_THRESHOLD, EXIT_GRADED, EXIT_GRADER_FAILED};
+use echograde::platform::submission::{
+    grade_submission, is_submission_rubric, Submission, SubmissionRun,
+};
+use echograde::platform::{autolab, gradescope, junit};
 use echograde::report::{render, write::probe_writable, write::write_atomic, Report};
 use echograde::rubric::Rubric;
 use echograde::supervise::ServerSpec;
 use echograde::{GradeError, GradeOptions};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Yaml,
     Json,
     Human,
+    /// Gradescope's results.json.
+    Gradescope,
+    /// A summary, then Autolab's `{"scores": ..., "scoreboard": ...}` as the last line.
+    Autolab,
+    /// JUnit XML, one test case per check.
+    Junit,
 }
 
 /// Grade a concurrent echo server: drive real clients against it, read its state from /proc,
@@ -23,15 +34,20 @@ enum Format {
 #[command(
     name = "grade",
     version,
-    after_help = "Example: grade ./echoserverp    (started as `./echoserverp PORT`)\n         grade --format human ./server -- --port {port} --verbose"
+    after_help = "Examples:\n  grade ./echoserverp    (started as `./echoserverp PORT`)\n  grade --format human ./server -- --port {port} --verbose\n  grade --build submission/                      (make all, then the handout's three servers)\n  grade --build submission/ --rubric graders/echo-process.yaml echoserverp\n  grade --build submission/ --format gradescope --output results/results.json"
 )]
 struct Cli {
     /// The server executable. It is started as `SERVER ARG...`; with no ARGs it gets the port.
-    server: PathBuf,
+    /// With --build: its path inside the submission folder (leave it out when the rubric is a
+    /// submission rubric, which names the programs).
+    #[arg(required_unless_present = "build")]
+    server: Option<PathBuf>,
     /// Arguments for the server; `{port}` is replaced by the port the grader chose.
     #[arg(last = true)]
     args: Vec<String>,
-    /// A rubric YAML file (default: the built-in graders/echo.yaml).
+    /// A rubric YAML file (default: the built-in graders/echo.yaml), or with --build a
+    /// submission rubric listing several programs and their rubrics (default with --build and
+    /// no SERVER: the built-in graders/handout.yaml).
     #[arg(long)]
     rubric: Option<PathBuf>,
     /// Report format.
@@ -52,6 +68,28 @@ struct Cli {
     /// Exit with status 1 when the score is below this.
     #[arg(long)]
     fail_under: Option<f64>,
+    /// Build the submission in DIR with `make` first (bounded in time and output), then grade
+    /// the program(s) it built. A failed build is graded: score 0, the compiler's messages.
+    #[arg(long, value_name = "DIR")]
+    build: Option<PathBuf>,
+    /// The make target for --build (default: the submission rubric's, else make's default).
+    #[arg(long, value_name = "TARGET", requires = "build")]
+    make_target: Option<String>,
+    /// The time limit of the build in seconds (default: the submission rubric's, else 120).
+    #[arg(long, value_name = "SECONDS", requires = "build")]
+    build_timeout: Option<f64>,
+    /// --format gradescope: who sees each test.
+    #[arg(long, default_value = "visible", value_parser = clap::builder::PossibleValuesParser::new(gradescope::VISIBILITIES))]
+    visibility: String,
+    /// When the grader runs as root, run the server as this user (default: nobody).
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Override a resource limit: cpu_s, nofile, nproc, memory_mib, fsize_mib (repeatable).
+    #[arg(long, value_name = "KEY=N")]
+    limit: Vec<String>,
+    /// Grade in a fresh network namespace with only loopback (needs root or CAP_SYS_ADMIN).
+    #[arg(long)]
+    isolate_net: bool,
     /// Print the JSON Schema of the report and exit.
     #[arg(long, exclusive = true, hide = true)]
     print_schema: bool,
@@ -82,27 +120,58 @@ fn main() {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             eprintln!("grade: {e}");
+            emit_fallback(&cli, &e.to_string());
             e.exit_code()
         }
         Err(_) => {
-            eprintln!("grade: internal error (a bug in the grader); please report it with the command you ran");
+            let msg =
+                "internal error (a bug in the grader); please report it with the command you ran";
+            eprintln!("grade: {msg}");
+            emit_fallback(&cli, msg);
             EXIT_GRADER_FAILED
         }
     };
     std::process::exit(code);
 }
 
+/// A rubric file is either an ordinary rubric or a submission rubric.
+enum AnyRubric {
+    Plain(Box<Rubric>),
+    Submission(Submission),
+}
+
+fn load_any_rubric(path: &Path) -> Result<AnyRubric, GradeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| GradeError::RubricUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if is_submission_rubric(&text) {
+        Submission::load(path).map(AnyRubric::Submission)
+    } else {
+        Rubric::parse(&text, &path.display().to_string()).map(|r| AnyRubric::Plain(Box::new(r)))
+    }
+}
+
 fn run(cli: &Cli) -> Result<i32, GradeError> {
+    if cli.isolate_net {
+        // First, before any thread exists: the namespace is the calling thread's.
+        echograde::supervise::netns::isolate().map_err(GradeError::Usage)?;
+    }
     if !(cli.time_scale.is_finite() && cli.time_scale > 0.0 && cli.time_scale <= 100.0) {
         return Err(GradeError::Usage(format!(
             "--time-scale {} must be above 0 and at most 100",
             cli.time_scale
         )));
     }
-    let rubric = match &cli.rubric {
-        Some(p) => Rubric::load(p)?,
-        None => Rubric::default_rubric(),
+    let build_timeout = match cli.build_timeout {
+        Some(t) if !(t.is_finite() && (1.0..=3600.0).contains(&t)) => {
+            return Err(GradeError::Usage(format!(
+                "--build-timeout {t} must be between 1 and 3600 seconds"
+            )))
+        }
+        t => t.map(Duration::from_secs_f64),
     };
+    let rubric = cli.rubric.as_deref().map(load_any_rubric).transpose()?;
     if let Some(out) = &cli.output {
         probe_writable(out)?;
     }
@@ -112,18 +181,76 @@ fn run(cli: &Cli) -> Result<i32, GradeError> {
             .map(|d| d.as_nanos() as u64 % 1_000_000_000)
             .unwrap_or(1)
     });
-    let opts = GradeOptions {
-        spec: ServerSpec {
-            program: cli.server.clone(),
-            args: cli.args.clone(),
-        },
-        rubric,
-        seed,
-        time_scale: cli.time_scale,
-        only: cli.only.clone(),
+    let report = match &cli.build {
+        Some(dir) => {
+            let submission = match (&cli.server, rubric) {
+                (Some(_), Some(AnyRubric::Submission(_))) => {
+                    return Err(GradeError::Usage(format!(
+                        "{} is a submission rubric: it names the programs to grade, so leave out SERVER",
+                        cli.rubric.as_ref().expect("rubric").display()
+                    )))
+                }
+                (Some(server), Some(AnyRubric::Plain(r))) => {
+                    Submission::single(server, cli.args.clone(), *r)?
+                }
+                (Some(server), None) => {
+                    Submission::single(server, cli.args.clone(), Rubric::default_rubric())?
+                }
+                (None, Some(AnyRubric::Plain(_))) => {
+                    return Err(GradeError::Usage(format!(
+                        "{} grades one program: name it after --build DIR (e.g. `grade --build DIR --rubric {} echoserverp`), or pass a submission rubric",
+                        cli.rubric.as_ref().expect("rubric").display(),
+                        cli.rubric.as_ref().expect("rubric").display()
+                    )))
+                }
+                (None, Some(AnyRubric::Submission(s))) => s,
+                (None, None) => Submission::builtin(),
+            };
+            if cli.server.is_none() && !cli.args.is_empty() {
+                return Err(GradeError::Usage(
+                    "arguments after `--` need a SERVER; a submission rubric sets each program's `args`".into(),
+                ));
+            }
+            grade_submission(&SubmissionRun {
+                dir,
+                submission: &submission,
+                make_target: cli.make_target.clone(),
+                build_timeout,
+                seed,
+                only: cli.only.clone(),
+                options: &|spec, rubric| grade_options(cli, spec, rubric, seed),
+            })?
+        }
+        None => {
+            let rubric = match rubric {
+                Some(AnyRubric::Plain(r)) => *r,
+                Some(AnyRubric::Submission(_)) => {
+                    return Err(GradeError::Usage(format!(
+                        "{} is a submission rubric: use it with --build DIR (it builds the submission, then grades the programs it names)",
+                        cli.rubric.as_ref().expect("rubric").display()
+                    )))
+                }
+                None => Rubric::default_rubric(),
+            };
+            let server = cli
+                .server
+                .clone()
+                .expect("clap requires SERVER without --build");
+            let spec = ServerSpec {
+                program: server,
+                args: cli.args.clone(),
+            };
+            echograde::grade(&grade_options(cli, spec, rubric, seed))?
+        }
     };
-    let report = echograde::grade(&opts)?;
     emit(cli, &report)?;
+    if report.status == echograde::report::RunStatus::Error {
+        // Interrupted, or the grader failed in a check: the report says what was graded.
+        if let Some(e) = &report.error {
+            eprintln!("grade: {e}");
+        }
+        return Ok(EXIT_GRADER_FAILED);
+    }
     if let Some(min) = cli.fail_under {
         if report.score < min {
             return Ok(EXIT_BELOW_THRESHOLD);
@@ -132,12 +259,18 @@ fn run(cli: &Cli) -> Result<i32, GradeError> {
     Ok(EXIT_GRADED)
 }
 
-fn emit(cli: &Cli, report: &Report) -> Result<(), GradeError> {
-    let text = match cli.format {
-        Format::Yaml => render::yaml(report),
-        Format::Json => render::json(report),
-        Format::Human => render::human(report, true),
-    };
+/// The options of one grading run, from the command line.
+fn grade_options(cli: &Cli, spec: ServerSpec, rubric: Rubric, seed: u64) -> GradeOptions {
+    let mut o = GradeOptions::new(spec, rubric, seed);
+    o.time_scale = cli.time_scale;
+    o.only = cli.only.clone();
+    o.user = cli.user.clone();
+    o.limit_overrides = cli.limit.clone();
+    o.isolated_net = cli.isolate_net;
+    o
+}
+
+fn write_out(cli: &Cli, text: &str) -> Result<(), GradeError> {
     match &cli.output {
         Some(path) => write_atomic(path, text.as_bytes())?,
         None => {
@@ -146,9 +279,39 @@ fn emit(cli: &Cli, report: &Report) -> Result<(), GradeError> {
             let _ = out.flush();
         }
     }
-    let human_on_stdout = matches!(cli.format, Format::Human) && cli.output.is_none();
-    if std::io::stderr().is_terminal() && !human_on_stdout {
+    Ok(())
+}
+
+fn emit(cli: &Cli, report: &Report) -> Result<(), GradeError> {
+    let text = match cli.format {
+        Format::Yaml => render::yaml(report),
+        Format::Json => render::json(report),
+        Format::Human => render::human(report, true),
+        Format::Gradescope => gradescope::render(report, &cli.visibility),
+        Format::Autolab => autolab::render(report),
+        Format::Junit => junit::render(report),
+    };
+    write_out(cli, &text)?;
+    // The summary on a terminal; never after Autolab's last line, which must stay last.
+    let summary_on_stdout =
+        matches!(cli.format, Format::Human | Format::Autolab) && cli.output.is_none();
+    if std::io::stderr().is_terminal() && !summary_on_stdout && cli.format != Format::Autolab {
         eprint!("{}", render::human(report, false));
     }
     Ok(())
+}
+
+/// When no report could be made, the platform formats still write what their platform reads
+/// (a results.json with score 0 and the reason; Autolab's last line; a JUnit error), so a
+/// course never shows students an empty page. The exit code still says what went wrong.
+fn emit_fallback(cli: &Cli, message: &str) {
+    let text = match cli.format {
+        Format::Gradescope => gradescope::fallback(message),
+        Format::Autolab => autolab::fallback(message),
+        Format::Junit => junit::fallback(message),
+        Format::Yaml | Format::Json | Format::Human => return,
+    };
+    if let Err(e) = write_out(cli, &text) {
+        eprintln!("grade: {e}");
+    }
 }

@@ -1,0 +1,332 @@
+//! The build step: `make` in a submission folder, bounded in time and in output.
+//!
+//! `make` runs in its own process group with standard input closed and standard output and
+//! error merged into one pipe. A reader thread keeps the first [`HEAD`] and the last [`TAIL`]
+//! bytes (the first compiler error and make's final word) and counts the rest. When the time
+//! limit passes, the whole group is killed; when make ends, whatever it left running in its
+//! group is killed too, before make is reaped (so the group id cannot have been reused).
+//!
+//! A build that fails is not an error of the grader: it is returned as a [`BuildOutcome`] with
+//! `ok == false`, and the submission is graded 0 with the compiler's messages as feedback.
+
+use crate::error::GradeError;
+use crate::report::sanitize;
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Default time limit for a build.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bytes kept from the start of make's output.
+pub const HEAD: usize = 8 * 1024;
+/// Bytes kept from the end of make's output.
+pub const TAIL: usize = 24 * 1024;
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// The make target (`None`: make's default goal).
+    pub target: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Default for BuildSpec {
+    fn default() -> Self {
+        BuildSpec {
+            target: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// How a build went.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    pub ok: bool,
+    /// The command as run, e.g. `["make", "all"]`.
+    pub command: Vec<String>,
+    /// How make ended, in words ("exited with status 2", "killed after 120 s: time limit").
+    pub exit: String,
+    pub timed_out: bool,
+    pub duration: Duration,
+    /// make's output (stdout and stderr interleaved), head and tail, control characters
+    /// escaped.
+    pub output: String,
+    /// How many bytes make printed in all.
+    pub output_bytes: u64,
+    /// How many compiler warnings the kept output shows.
+    pub warnings: usize,
+}
+
+impl BuildOutcome {
+    /// `make all` or `make` as a student would type it.
+    pub fn command_line(&self) -> String {
+        self.command.join(" ")
+    }
+}
+
+/// Head and tail of a stream, and its total length.
+#[derive(Default)]
+struct Capture {
+    head: Vec<u8>,
+    tail: VecDeque<u8>,
+    total: u64,
+    done: bool,
+}
+
+impl Capture {
+    fn push(&mut self, mut chunk: &[u8]) {
+        self.total += chunk.len() as u64;
+        if self.head.len() < HEAD {
+            let take = chunk.len().min(HEAD - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+        }
+        if chunk.len() >= TAIL {
+            self.tail.clear();
+            self.tail.extend(&chunk[chunk.len() - TAIL..]);
+        } else {
+            let overflow = (self.tail.len() + chunk.len()).saturating_sub(TAIL);
+            self.tail.drain(..overflow);
+            self.tail.extend(chunk);
+        }
+    }
+
+    fn text(&self) -> String {
+        let kept = self.head.len() as u64 + self.tail.len() as u64;
+        let mut bytes = self.head.clone();
+        if self.total > kept {
+            let msg = format!(
+                "\n[... {} bytes of make's output left out ...]\n",
+                self.total - kept
+            );
+            bytes.extend_from_slice(msg.as_bytes());
+        }
+        bytes.extend(self.tail.iter());
+        sanitize(&String::from_utf8_lossy(&bytes))
+    }
+}
+
+/// Run make in `dir`. `Err` only when make cannot be started at all (not installed): that is
+/// the grading machine's problem, not the student's.
+pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError> {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
+    use std::os::unix::process::CommandExt;
+
+    let mut command = vec!["make".to_string()];
+    if let Some(t) = &spec.target {
+        command.push(t.clone());
+    }
+    let internal = |what: &str, e: &dyn std::fmt::Display| {
+        GradeError::Internal(format!("build step: {what}: {e}"))
+    };
+    let (r, w) = nix::unistd::pipe().map_err(|e| internal("pipe", &e))?;
+    let w2 = w.try_clone().map_err(|e| internal("pipe", &e))?;
+    let mut cmd = Command::new("make");
+    cmd.args(&command[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::from(w2))
+        // When grade itself runs under make (Autolab's autograde Makefile), the outer make's
+        // jobserver descriptors are not passed on: its flags must not be either.
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .env_remove("MAKEOVERRIDES")
+        .process_group(0);
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            GradeError::Internal(
+                "cannot run `make`: it is not installed on this machine (apt-get install make gcc)"
+                    .into(),
+            )
+        } else {
+            internal("cannot start make", &e)
+        }
+    })?;
+    drop(cmd); // our copies of the pipe's write end: EOF once make's group is gone
+
+    let capture = Arc::new((Mutex::new(Capture::default()), Condvar::new()));
+    {
+        let capture = Arc::clone(&capture);
+        let mut reader = std::fs::File::from(r);
+        let spawned = std::thread::Builder::new()
+            .name("make-output".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => capture
+                            .0
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                }
+                capture.0.lock().unwrap_or_else(|e| e.into_inner()).done = true;
+                capture.1.notify_all();
+            });
+        if let Err(e) = spawned {
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+            return Err(internal("cannot start a thread", &e));
+        }
+    }
+
+    let pgid = Pid::from_raw(child.id() as i32);
+    let mut timed_out = false;
+    // Wait for make to end without reaping it (WNOWAIT): while it is a zombie its pid, which is
+    // also the group's id, cannot be reused, so killing the group afterwards is safe.
+    loop {
+        match waitid(
+            Id::Pid(pgid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        if started.elapsed() >= spec.timeout {
+            timed_out = true;
+            let _ = killpg(pgid, Signal::SIGKILL);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Anything make left running in its group (a server started by a test target, ...).
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let status = child.wait().map_err(|e| internal("waiting for make", &e))?;
+    let duration = started.elapsed();
+
+    // The reader ends at EOF, which comes as soon as no process holds the pipe. A process that
+    // left make's group (setsid) could hold it forever: do not wait for it long.
+    let text;
+    let total;
+    {
+        let (lock, cv) = &*capture;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cv
+            .wait_timeout_while(guard, Duration::from_secs(2), |c| !c.done)
+            .unwrap_or_else(|e| e.into_inner());
+        text = guard.text();
+        total = guard.total;
+    }
+
+    let exit = if timed_out {
+        format!(
+            "was stopped after {} s (the build's time limit)",
+            spec.timeout.as_secs_f64().round()
+        )
+    } else {
+        describe_status(&status)
+    };
+    Ok(BuildOutcome {
+        ok: status.success() && !timed_out,
+        command,
+        exit,
+        timed_out,
+        duration,
+        warnings: text.matches("warning:").count(),
+        output: text,
+        output_bytes: total,
+    })
+}
+
+fn describe_status(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        if code == 0 {
+            "succeeded".into()
+        } else {
+            format!("exited with status {code}")
+        }
+    } else if let Some(sig) = status.signal() {
+        let name = nix::sys::signal::Signal::try_from(sig)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| format!("signal {sig}"));
+        format!("was killed by {name}")
+    } else {
+        "ended".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_keeps_head_and_tail_and_counts_the_rest() {
+        let mut c = Capture::default();
+        c.push(&vec![b'a'; HEAD + 10]);
+        for _ in 0..10 {
+            c.push(&vec![b'b'; TAIL / 2]);
+        }
+        c.push(b"last words\n");
+        let t = c.text();
+        assert!(t.starts_with(&"a".repeat(HEAD)));
+        assert!(t.ends_with("last words\n"));
+        assert!(t.contains("bytes of make's output left out"));
+        assert_eq!(c.total, (HEAD + 10 + 5 * TAIL + 11) as u64);
+    }
+
+    #[test]
+    fn capture_escapes_control_characters() {
+        let mut c = Capture::default();
+        c.push(b"\x1b[31merror\x1b[0m: x\r\n");
+        assert_eq!(c.text(), "\\u{1b}[31merror\\u{1b}[0m: x\\u{d}\n");
+    }
+
+    fn make_available() -> bool {
+        Command::new("make")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok()
+    }
+
+    #[test]
+    fn failing_build_and_time_limit() {
+        if !make_available() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("Makefile"),
+            "all:\n\t@echo compiling\n\t@echo 'x.c:1: error: oops' >&2; exit 2\nslow:\n\t@echo start; sleep 30\n",
+        )
+        .unwrap();
+        let o = run_make(d.path(), &BuildSpec::default()).unwrap();
+        assert!(!o.ok);
+        assert_eq!(o.exit, "exited with status 2");
+        assert!(
+            o.output.contains("compiling") && o.output.contains("error: oops"),
+            "{}",
+            o.output
+        );
+
+        let spec = BuildSpec {
+            target: Some("slow".into()),
+            timeout: Duration::from_millis(300),
+        };
+        let t0 = Instant::now();
+        let o = run_make(d.path(), &spec).unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the sleep was killed with make"
+        );
+        assert!(!o.ok && o.timed_out, "{o:?}");
+        assert!(o.output.contains("start"));
+    }
+}
