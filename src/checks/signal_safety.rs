@@ -149,6 +149,19 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(e) => return Outcome::error(format!("cannot create a directory for the shim's log: {e}")),
     };
     let log = logdir.path().join("calls.log");
+    // The server may run as another user (when the grader is root): it must be able to reach
+    // and append to its log, and nothing else in the directory.
+    let prepared = std::fs::File::create(&log).and_then(|_| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(logdir.path(), std::fs::Permissions::from_mode(0o711))?;
+        if let Some(u) = &cx.launcher.sandbox.run_as {
+            std::os::unix::fs::chown(&log, Some(u.uid), Some(u.gid))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = prepared {
+        return Outcome::error(format!("cannot prepare the shim's log: {e}"));
+    }
     let env: Vec<(OsString, OsString)> = vec![
         ("LD_PRELOAD".into(), shim.into_os_string()),
         ("ECHOGRADE_SHIM_LOG".into(), log.clone().into_os_string()),
@@ -203,6 +216,9 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             calls.join(", "),
             why(first)
         ));
+    }
+    if bad.iter().any(|(_, h)| h.calls.contains_key("puts") || h.calls.contains_key("putchar")) {
+        parts.push("(The compiler turns printf of a plain string into puts or putchar: look for printf in the handler.)".into());
     }
     parts.push(
         "In a handler, use only async-signal-safe functions (write, waitpid, _exit, ...; see \

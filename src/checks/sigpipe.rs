@@ -16,8 +16,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// Lines each early leaver sends in its one write.
-const LINES: usize = 1000;
+/// Lines a closer sends: few enough (about 5 KiB) to leave in one write, so the client closes
+/// before any echo reaches it; its close is then a FIN, and the server's writes that follow
+/// meet a reset peer: EPIPE. (Were echo data unread at close, the close would be a reset and
+/// the server's first failed write would see ECONNRESET instead.)
+const CLOSER_LINES: usize = 200;
+/// Lines a resetter sends before it resets: many, so the server is still writing when the
+/// reset arrives.
+const RESETTER_LINES: usize = 1000;
 
 pub const TITLE: &str = "Survives clients that leave early (SIGPIPE, EPIPE)";
 
@@ -57,13 +63,11 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let baseline = socket_fds(srv.main_pid);
     let mut swarm = Swarm::new(srv.addr());
     for i in 0..p.closers {
-        // Many lines, so the server is still writing echoes when the client's reset arrives:
-        // a single write that happens to precede it would prove nothing.
-        let lines: Vec<u8> = (0..LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("c{i}-{j}"))).collect();
+        let lines: Vec<u8> = (0..CLOSER_LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("c{i}-{j}"))).collect();
         swarm.add(Session::new(format!("closer{i}"), vec![Step::Send(lines), Step::Close]));
     }
     for i in 0..p.resetters {
-        let lines: Vec<u8> = (0..LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("r{i}-{j}"))).collect();
+        let lines: Vec<u8> = (0..RESETTER_LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("r{i}-{j}"))).collect();
         swarm.add(Session::new(format!("resetter{i}"), vec![Step::Send(lines), Step::Reset]));
     }
     swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
