@@ -215,3 +215,29 @@ fn model_rubric_notices_the_wrong_model() {
         "{fb}"
     );
 }
+
+#[test]
+fn statically_linked_server_skips_signal_safety_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("ok_thread_static");
+    let out = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-static", "-O2", "-pthread", "-I"])
+        .arg(root().join("fixtures"))
+        .arg(root().join("fixtures/ok_thread.c"))
+        .arg(root().join("fixtures/common.c"))
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!("skipped: no static C library here: {}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    let (code, report, _) = grade_json(&bin, &["--only", "signal.safety,echo.basic"]);
+    assert_eq!(code, 0);
+    let st = statuses(&report);
+    assert_eq!(st["signal.safety"], "skipped");
+    assert_eq!(st["echo.basic"], "pass");
+    let fb = report["checks"][1]["feedback"].as_str().unwrap();
+    assert!(fb.contains("statically linked"), "{fb}");
+}
