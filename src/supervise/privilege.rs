@@ -2,11 +2,15 @@
 //!
 //! Gradescope and Autolab run graders as root. Student code running as root could write the
 //! report, the rubric or the grader itself. So as root the server runs as another user
-//! (`--user`, default `nobody`): it cannot touch the grader's files, and the grader writes the
+//! (`--user`; by default a dedicated `echograde` user where one exists, else `nobody`): it
+//! cannot touch the grader's files, and the grader writes the
 //! report only after every server process is dead.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// The user made for running servers, used by default where it exists.
+pub const DEDICATED: &str = "echograde";
 
 /// The user the server runs as.
 #[derive(Debug, Clone)]
@@ -26,7 +30,10 @@ pub fn resolve(user: Option<&str>) -> Result<Option<RunAs>, String> {
             None => Ok(None),
         };
     }
-    let name = user.unwrap_or("nobody");
+    // A dedicated user, where the machine has one, is better than the shared `nobody`: a
+    // process limit (RLIMIT_NPROC) counts every process of a uid.
+    let dedicated = || nix::unistd::User::from_name(DEDICATED).ok().flatten().map(|_| DEDICATED);
+    let name = user.or_else(dedicated).unwrap_or("nobody");
     match nix::unistd::User::from_name(name) {
         Ok(Some(u)) if u.uid.is_root() => Err(format!(
             "--user {name}: that is root; pick an unprivileged user"
