@@ -18,6 +18,10 @@ const FLAGS: &str = "--only model,echo.basic,concurrency.overlap --seed 42";
 
 /// make_tarball.sh's output (autograde.tar, autograde-Makefile) in a fresh folder.
 fn package(d: &Path, grade: &Path, handin: &str) -> PathBuf {
+    package_with(d, grade, handin, &[])
+}
+
+fn package_with(d: &Path, grade: &Path, handin: &str, extra: &[&str]) -> PathBuf {
     let pkg = d.join("pkg");
     let out = Command::new("bash")
         .arg(root().join("graders/autolab/make_tarball.sh"))
@@ -26,6 +30,7 @@ fn package(d: &Path, grade: &Path, handin: &str) -> PathBuf {
         .arg("--grade")
         .arg(grade)
         .args(["--handin", handin])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -172,6 +177,42 @@ fn a_one_file_handin_goes_over_the_handouts_files() {
         json!({"echoserverp": 18.0, "echoservers": 8.0, "echoservert": 8.0}),
         "{out}"
     );
+}
+
+#[test]
+fn a_one_server_lab_has_a_problem_per_check() {
+    let d = open_tempdir();
+    let rubric = root().join("graders/autolab/echo-autolab.yaml");
+    let pkg = package_with(
+        d.path(),
+        &grade_bin(),
+        "echoservert.c",
+        &[
+            "--rubric",
+            rubric.to_str().unwrap(),
+            "--server",
+            "echoservert",
+        ],
+    );
+    let v = vm(
+        d.path(),
+        &pkg,
+        &root().join("fixtures/submission"),
+        &["echoservert.c"],
+        "echoservert.c",
+    );
+    let out = make(
+        &v,
+        &[("GRADE_FLAGS", "--only echo.basic,race.connfd --seed 1")],
+        &[],
+    );
+    let last = autolab_last_line(&out);
+    assert_eq!(
+        last["scores"],
+        json!({"echo.basic": 8.0, "race.connfd": 8.0}),
+        "{out}"
+    );
+    assert_eq!(last["scoreboard"], json!([16.0, 8.0, 8.0]));
 }
 
 #[test]

@@ -6,8 +6,10 @@
 #
 # Settings (environment, or echograde.env beside this script written by make_tarball.sh):
 #   RUBRIC         the rubric or submission rubric (default: graders/handout.yaml here)
+#   SERVER         with an ordinary rubric: the program to grade (e.g. echoserverp); the
+#                  Autolab problems are then the rubric's check ids
 #   GRADE_FLAGS    more flags for grade
-#   GRADE_TIMEOUT  seconds before grade is stopped (default 150; keep it under the
+#   GRADE_TIMEOUT  seconds before grade is stopped (default 240; keep it under the
 #                  assessment's autograding timeout so the score line still gets printed)
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -15,7 +17,7 @@ HANDIN="${1:-handin.tar}"
 
 if [ -f "$HERE/echograde.env" ]; then
     saved=()
-    for v in RUBRIC GRADE_FLAGS GRADE_TIMEOUT; do
+    for v in RUBRIC SERVER GRADE_FLAGS GRADE_TIMEOUT; do
         if [ -n "${!v+x}" ]; then saved+=("$v=${!v}"); fi
     done
     # shellcheck source=/dev/null
@@ -25,7 +27,8 @@ fi
 RUBRIC="${RUBRIC:-graders/handout.yaml}"
 case "$RUBRIC" in /*) ;; *) RUBRIC="$HERE/$RUBRIC" ;; esac
 GRADE_FLAGS="${GRADE_FLAGS-}"
-GRADE_TIMEOUT="${GRADE_TIMEOUT:-150}"
+SERVER="${SERVER-}"
+GRADE_TIMEOUT="${GRADE_TIMEOUT:-240}"
 
 fallback() {
     echo "echograde: the autograder could not grade this submission: $1"
@@ -66,7 +69,7 @@ done < <(find "$WORK" -type f -print0)
 OUTF="$(mktemp)"; ERRF="$(mktemp)"
 # shellcheck disable=SC2086
 timeout -k 5 "$GRADE_TIMEOUT" "$HERE/grade" --build "$WORK" --rubric "$RUBRIC" \
-    --format autolab $GRADE_FLAGS > "$OUTF" 2> "$ERRF"
+    --format autolab $GRADE_FLAGS ${SERVER:+"$SERVER"} > "$OUTF" 2> "$ERRF"
 rc=$?
 rm -rf "$WORK" "$UNPACK"
 # The grader's own messages first (bounded, control characters dropped), then its output,

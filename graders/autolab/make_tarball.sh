@@ -14,8 +14,10 @@
 #   --out-dir DIR       where autograde.tar and autograde-Makefile go (default target/autolab)
 #   --grade BIN         the grade binary to ship (default: cargo build --release)
 #   --rubric FILE       default graders/autolab/handout.yaml (fits Tango's 100 processes)
+#   --server NAME       with an ordinary rubric (e.g. echo-autolab.yaml): the program to
+#                       grade; the Autolab problems are then the rubric's check ids
 #   --flags "FLAGS"     GRADE_FLAGS (default "--time-scale 2": Tango's VMs are often small)
-#   --timeout SECONDS   GRADE_TIMEOUT (default 150; keep it under the assessment's
+#   --timeout SECONDS   GRADE_TIMEOUT (default 240; keep it under the assessment's
 #                       autograding timeout)
 #   --handin NAME       the assessment's handin filename (default handin.tar), written into
 #                       the Makefile
@@ -28,8 +30,9 @@ OUT_DIR="$REPO/target/autolab"
 GRADE_BIN=""
 RUBRIC="$HERE/handout.yaml"
 FLAGS="--time-scale 2"
-TIMEOUT=150
+TIMEOUT=240
 HANDIN="handin.tar"
+SERVER=""
 BASE="$REPO/handout"
 
 while [ $# -gt 0 ]; do
@@ -37,6 +40,7 @@ while [ $# -gt 0 ]; do
         --out-dir) OUT_DIR="$2"; shift 2 ;;
         --grade) GRADE_BIN="$2"; shift 2 ;;
         --rubric) RUBRIC="$2"; shift 2 ;;
+        --server) SERVER="$2"; shift 2 ;;
         --flags) FLAGS="$2"; shift 2 ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
         --handin) HANDIN="$2"; shift 2 ;;
@@ -71,6 +75,7 @@ fi
 {
     echo "# driver.sh's settings (the environment overrides them)."
     printf 'RUBRIC=%q\n' "graders/$(basename "$RUBRIC")"
+    printf 'SERVER=%q\n' "$SERVER"
     printf 'GRADE_FLAGS=%q\n' "$FLAGS"
     printf 'GRADE_TIMEOUT=%q\n' "$TIMEOUT"
 } > "$E/echograde.env"

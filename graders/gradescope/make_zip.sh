@@ -16,6 +16,8 @@
 #                       target/release/grade)
 #   --rubric FILE       the rubric or submission rubric (default graders/handout.yaml); every
 #                       .yaml beside it is shipped too
+#   --server NAME       with an ordinary rubric (e.g. graders/echo-process.yaml): the program
+#                       to grade (e.g. echoserverp)
 #   --flags "FLAGS"     GRADE_FLAGS for run_autograder (default "--time-scale 2")
 #   --timeout SECONDS   GRADE_TIMEOUT (default 540; keep it under the assignment's limit)
 #   --base DIR          the files under each submission (default handout/: *.c *.h Makefile);
@@ -34,6 +36,7 @@ FLAGS="--time-scale 2"
 TIMEOUT=540
 BASE="$REPO/handout"
 WITH_SOURCE=0
+SERVER=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
         --dir) DIR="$2"; shift 2 ;;
         --grade) GRADE_BIN="$2"; shift 2 ;;
         --rubric) RUBRIC="$2"; shift 2 ;;
+        --server) SERVER="$2"; shift 2 ;;
         --flags) FLAGS="$2"; shift 2 ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
         --base) BASE="$2"; shift 2 ;;
@@ -84,6 +88,7 @@ fi
 {
     echo "# run_autograder's settings (the environment overrides them)."
     printf 'RUBRIC=%q\n' "graders/$(basename "$RUBRIC")"
+    printf 'SERVER=%q\n' "$SERVER"
     printf 'GRADE_FLAGS=%q\n' "$FLAGS"
     printf 'GRADE_TIMEOUT=%q\n' "$TIMEOUT"
 } > "$STAGE/echograde.env"

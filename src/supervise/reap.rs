@@ -47,13 +47,9 @@ pub fn reap_exited(watched: &[Pid], statuses: &mut HashMap<Pid, Exit>) {
     }
 }
 
-/// What teardown found and did.
+/// What teardown left.
 #[derive(Debug, Default, Clone)]
 pub struct TeardownReport {
-    /// Processes that got SIGTERM.
-    pub terminated: usize,
-    /// Processes that outlived SIGTERM's grace and got SIGKILL.
-    pub killed: usize,
     /// Processes still present when teardown gave up (should be empty).
     pub survivors: Vec<Pid>,
 }
@@ -80,7 +76,6 @@ pub fn kill_tree(
     let watched = [root];
 
     let members = live(&ProcTable::scan());
-    report.terminated = members.len();
     let _ = kill(NixPid::from_raw(-pgrp), Signal::SIGTERM);
     for &p in &members {
         let _ = kill(NixPid::from_raw(p), Signal::SIGTERM);
@@ -117,14 +112,12 @@ pub fn kill_tree(
         for &p in &alive {
             let _ = kill(NixPid::from_raw(p), Signal::SIGKILL);
         }
-        report.killed += alive.len();
         if start.elapsed() > limit {
             report.survivors = all;
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    report.killed = report.killed.min(report.terminated.max(report.killed));
     report
 }
 
