@@ -120,14 +120,14 @@ fn main() {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             eprintln!("grade: {e}");
-            emit_fallback(&cli, &e.to_string());
+            emit_fallback(&cli, &e.to_string(), e.exit_code());
             e.exit_code()
         }
         Err(_) => {
             let msg =
                 "internal error (a bug in the grader); please report it with the command you ran";
             eprintln!("grade: {msg}");
-            emit_fallback(&cli, msg);
+            emit_fallback(&cli, msg, EXIT_GRADER_FAILED);
             EXIT_GRADER_FAILED
         }
     };
@@ -304,11 +304,16 @@ fn emit(cli: &Cli, report: &Report) -> Result<(), GradeError> {
 /// When no report could be made, the platform formats still write what their platform reads
 /// (a results.json with score 0 and the reason; Autolab's last line; a JUnit error), so a
 /// course never shows students an empty page. The exit code still says what went wrong.
-fn emit_fallback(cli: &Cli, message: &str) {
+/// The report when no grading could be made. The platform formats always get one (a course
+/// platform shows students a blank page otherwise); YAML and JSON get one (status `error`) when
+/// the grader itself failed, and nothing for bad input, which the message on stderr explains.
+fn emit_fallback(cli: &Cli, message: &str, code: i32) {
     let text = match cli.format {
         Format::Gradescope => gradescope::fallback(message),
         Format::Autolab => autolab::fallback(message),
         Format::Junit => junit::fallback(message),
+        Format::Yaml if code == EXIT_GRADER_FAILED => render::yaml(&Report::grader_failed(message)),
+        Format::Json if code == EXIT_GRADER_FAILED => render::json(&Report::grader_failed(message)),
         Format::Yaml | Format::Json | Format::Human => return,
     };
     if let Err(e) = write_out(cli, &text) {

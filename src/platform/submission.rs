@@ -371,11 +371,28 @@ pub fn grade_submission(run: &SubmissionRun) -> Result<Report, GradeError> {
             .build_timeout
             .or(run.submission.build.timeout_s.map(Duration::from_secs_f64))
             .unwrap_or(DEFAULT_TIMEOUT),
+        run_as: None,
     };
-    let build = run_make(run.dir, &spec)?;
+    let mut spec = spec;
+    // As root, the student's Makefile runs as the server's unprivileged user, in a copy of the
+    // submission that user owns: it can then write neither the results nor the grader.
+    let user = run
+        .submission
+        .parts
+        .first()
+        .and_then(|p| (run.options)(ServerSpec { program: run.dir.join(&p.binary), args: Vec::new() }, p.rubric.clone()).user);
+    spec.run_as = crate::supervise::privilege::resolve(user.as_deref()).map_err(GradeError::Usage)?;
+    let copy = match &spec.run_as {
+        Some(u) => Some(crate::supervise::privilege::build_copy(run.dir, u).map_err(|e| {
+            GradeError::Internal(format!("cannot copy the submission for an unprivileged build: {e}"))
+        })?),
+        None => None,
+    };
+    let dir = copy.as_ref().map_or(run.dir, |c| c.path.as_path());
+    let build = run_make(dir, &spec)?;
     let mut parts = Vec::new();
     for part in &run.submission.parts {
-        let program = run.dir.join(&part.binary);
+        let program = dir.join(&part.binary);
         let report = if !build.ok {
             not_graded(
                 part,

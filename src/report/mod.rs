@@ -114,6 +114,29 @@ pub struct Report {
     pub error: Option<String>,
 }
 
+impl Report {
+    /// The report of a run in which the grader itself failed before it could grade.
+    pub fn grader_failed(message: &str) -> Report {
+        Report {
+            echograde: env!("CARGO_PKG_VERSION").to_string(),
+            status: RunStatus::Error,
+            rubric: String::new(),
+            seed: 0,
+            server: ServerInfo {
+                command: Vec::new(),
+                model: Model::Unknown,
+                model_evidence: serde_json::Value::Object(Default::default()),
+                containment: serde_json::Value::Object(Default::default()),
+            },
+            score: 0.0,
+            max_score: 0.0,
+            duration_s: 0.0,
+            checks: Vec::new(),
+            error: Some(message.to_string()),
+        }
+    }
+}
+
 /// Round a score or duration for the report.
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0

@@ -94,3 +94,41 @@ pub fn accessible_copy(path: &Path) -> std::io::Result<ExecutableCopy> {
         path: copy,
     })
 }
+
+/// A copy of a submission folder owned by `who`, for building it as that user: a Makefile is
+/// student code too, and must not run as root.
+pub struct BuildCopy {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn build_copy(src: &Path, who: &RunAs) -> std::io::Result<BuildCopy> {
+    let dir = tempfile::Builder::new().prefix("echograde-build").tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let path = dir.path().join("submission");
+    copy_tree(src, &path, who)?;
+    Ok(BuildCopy { _dir: dir, path })
+}
+
+/// Copy files, folders and symbolic links (as links), owned by `who`.
+fn copy_tree(src: &Path, dst: &Path, who: &RunAs) -> std::io::Result<()> {
+    std::fs::create_dir(dst)?;
+    std::os::unix::fs::lchown(dst, Some(who.uid), Some(who.gid))?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&from, &to, who)?;
+            continue;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if kind.is_file() {
+            std::fs::copy(&from, &to)?;
+        } else {
+            continue; // sockets, fifos, devices: nothing a build needs
+        }
+        std::os::unix::fs::lchown(&to, Some(who.uid), Some(who.gid))?;
+    }
+    Ok(())
+}
