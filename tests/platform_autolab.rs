@@ -122,7 +122,7 @@ fn correct_submission_end_to_end() {
     let v = vm(
         d.path(),
         &pkg,
-        &root().join("fixtures/submission"),
+        &correct_dir(d.path()),
         &SERVERS,
         "handin.tar",
     );
@@ -161,7 +161,7 @@ fn a_one_file_handin_goes_over_the_handouts_files() {
     let v = vm(
         d.path(),
         &pkg,
-        &root().join("fixtures/submission"),
+        &correct_dir(d.path()),
         &["echoserverp.c"],
         "echoserverp.c",
     );
@@ -197,7 +197,7 @@ fn a_one_server_lab_has_a_problem_per_check() {
     let v = vm(
         d.path(),
         &pkg,
-        &root().join("fixtures/submission"),
+        &correct_dir(d.path()),
         &["echoservert.c"],
         "echoservert.c",
     );
@@ -270,7 +270,7 @@ fn the_autolab_rubric_holds_under_tangos_process_limit() {
     let v = vm(
         d.path(),
         &pkg,
-        &root().join("fixtures/submission"),
+        &correct_dir(d.path()),
         &SERVERS,
         "handin.tar",
     );
@@ -360,4 +360,13 @@ fn the_autolab_rubrics_fit_the_limit_and_keep_the_points_of_graders() {
             "echo-thread-autolab"
         ]
     );
+}
+
+/// The correct submission assembled in a folder under `base`.
+fn correct_dir(base: &std::path::Path) -> std::path::PathBuf {
+    let dir = base.join("correct-src");
+    if !dir.exists() {
+        correct(&dir);
+    }
+    dir
 }

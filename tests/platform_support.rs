@@ -44,8 +44,10 @@ pub fn skeleton(to: &Path) {
     copy_sources(&root().join("handout"), to);
 }
 
-/// The correct C submission in fixtures/submission.
+/// The correct C submission: the handout with the three servers of fixtures/submission (only
+/// the servers live there; the Makefile, echolib and echoclient are the handout's).
 pub fn correct(to: &Path) {
+    skeleton(to);
     copy_sources(&root().join("fixtures/submission"), to);
 }
 

@@ -326,6 +326,7 @@ mod tests {
         let spec = BuildSpec {
             target: Some("slow".into()),
             timeout: Duration::from_millis(300),
+            run_as: None,
         };
         let t0 = Instant::now();
         let o = run_make(d.path(), &spec).unwrap();
