@@ -230,7 +230,10 @@ fn statically_linked_server_skips_signal_safety_with_the_reason() {
         .output()
         .unwrap();
     if !out.status.success() {
-        eprintln!("skipped: no static C library here: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "skipped: no static C library here: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return;
     }
     let (code, report, _) = grade_json(&bin, &["--only", "signal.safety,echo.basic"]);

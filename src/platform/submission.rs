@@ -376,16 +376,26 @@ pub fn grade_submission(run: &SubmissionRun) -> Result<Report, GradeError> {
     let mut spec = spec;
     // As root, the student's Makefile runs as the server's unprivileged user, in a copy of the
     // submission that user owns: it can then write neither the results nor the grader.
-    let user = run
-        .submission
-        .parts
-        .first()
-        .and_then(|p| (run.options)(ServerSpec { program: run.dir.join(&p.binary), args: Vec::new() }, p.rubric.clone()).user);
-    spec.run_as = crate::supervise::privilege::resolve(user.as_deref()).map_err(GradeError::Usage)?;
+    let user = run.submission.parts.first().and_then(|p| {
+        (run.options)(
+            ServerSpec {
+                program: run.dir.join(&p.binary),
+                args: Vec::new(),
+            },
+            p.rubric.clone(),
+        )
+        .user
+    });
+    spec.run_as =
+        crate::supervise::privilege::resolve(user.as_deref()).map_err(GradeError::Usage)?;
     let copy = match &spec.run_as {
-        Some(u) => Some(crate::supervise::privilege::build_copy(run.dir, u).map_err(|e| {
-            GradeError::Internal(format!("cannot copy the submission for an unprivileged build: {e}"))
-        })?),
+        Some(u) => Some(
+            crate::supervise::privilege::build_copy(run.dir, u).map_err(|e| {
+                GradeError::Internal(format!(
+                    "cannot copy the submission for an unprivileged build: {e}"
+                ))
+            })?,
+        ),
         None => None,
     };
     let dir = copy.as_ref().map_or(run.dir, |c| c.path.as_path());

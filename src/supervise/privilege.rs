@@ -32,7 +32,12 @@ pub fn resolve(user: Option<&str>) -> Result<Option<RunAs>, String> {
     }
     // A dedicated user, where the machine has one, is better than the shared `nobody`: a
     // process limit (RLIMIT_NPROC) counts every process of a uid.
-    let dedicated = || nix::unistd::User::from_name(DEDICATED).ok().flatten().map(|_| DEDICATED);
+    let dedicated = || {
+        nix::unistd::User::from_name(DEDICATED)
+            .ok()
+            .flatten()
+            .map(|_| DEDICATED)
+    };
     let name = user.or_else(dedicated).unwrap_or("nobody");
     match nix::unistd::User::from_name(name) {
         Ok(Some(u)) if u.uid.is_root() => Err(format!(
@@ -103,7 +108,9 @@ pub struct BuildCopy {
 }
 
 pub fn build_copy(src: &Path, who: &RunAs) -> std::io::Result<BuildCopy> {
-    let dir = tempfile::Builder::new().prefix("echograde-build").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("echograde-build")
+        .tempdir()?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
     let path = dir.path().join("submission");
     copy_tree(src, &path, who)?;

@@ -66,16 +66,11 @@ pub fn kill_tree(
 ) -> TeardownReport {
     let me = std::process::id() as Pid;
     let mut report = TeardownReport::default();
-    let live = |table: &ProcTable| -> Vec<Pid> {
-        table
-            .tree(root, pgrp, me, exclude)
-            .into_iter()
-            .filter(|p| table.get(*p).is_some_and(|i| !i.is_zombie()))
-            .collect()
-    };
+    let mut tracker = Members::default();
     let watched = [root];
 
-    let members = live(&ProcTable::scan());
+    let table = ProcTable::scan();
+    let members = tracker.live(&table, root, pgrp, me, exclude);
     let _ = kill(NixPid::from_raw(-pgrp), Signal::SIGTERM);
     for &p in &members {
         let _ = kill(NixPid::from_raw(p), Signal::SIGTERM);
@@ -85,20 +80,33 @@ pub fn kill_tree(
     let start = Instant::now();
     while start.elapsed() < grace {
         reap_exited(&watched, statuses);
-        if live(&ProcTable::scan()).is_empty() {
+        if tracker
+            .live(&ProcTable::scan(), root, pgrp, me, exclude)
+            .is_empty()
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
 
     let start = Instant::now();
+    let mut empty_scans = 0;
     loop {
         reap_exited(&watched, statuses);
         let table = ProcTable::scan();
-        let all = table.tree(root, pgrp, me, exclude);
+        let all = tracker.all(&table, root, pgrp, me, exclude);
         if all.is_empty() {
-            break;
+            // /proc is read one process at a time: a process whose parent exits meanwhile can
+            // be missed by one scan (its parent gone, its adoption not yet visible). Only two
+            // empty scans in a row end the teardown.
+            empty_scans += 1;
+            if empty_scans >= 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
         }
+        empty_scans = 0;
         let alive: Vec<Pid> = all
             .iter()
             .copied()
@@ -121,17 +129,82 @@ pub fn kill_tree(
     report
 }
 
+/// The server's processes across scans. A process stays a member once seen, so the child of a
+/// member that exits between two reads of /proc (its parent gone before its adoption shows) is
+/// still recognised by its parent's pid.
+#[derive(Default)]
+struct Members {
+    seen: std::collections::HashSet<Pid>,
+}
+
+impl Members {
+    fn all(
+        &mut self,
+        table: &ProcTable,
+        root: Pid,
+        pgrp: Pid,
+        me: Pid,
+        exclude: &[Pid],
+    ) -> Vec<Pid> {
+        let mut v = table.tree(root, pgrp, me, exclude);
+        loop {
+            let more: Vec<Pid> = table
+                .procs
+                .values()
+                .filter(|p| {
+                    self.seen.contains(&p.ppid) && !v.contains(&p.pid) && !exclude.contains(&p.pid)
+                })
+                .map(|p| p.pid)
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            for p in more {
+                self.seen.insert(p);
+                v.push(p);
+            }
+        }
+        self.seen.extend(v.iter().copied());
+        v
+    }
+
+    fn live(
+        &mut self,
+        table: &ProcTable,
+        root: Pid,
+        pgrp: Pid,
+        me: Pid,
+        exclude: &[Pid],
+    ) -> Vec<Pid> {
+        self.all(table, root, pgrp, me, exclude)
+            .into_iter()
+            .filter(|p| table.get(*p).is_some_and(|i| !i.is_zombie()))
+            .collect()
+    }
+}
+
 /// Kill and reap every process the grader adopted or started that is still around: the last
 /// sweep before the report is written.
 pub fn kill_orphans() {
     let me = std::process::id() as Pid;
     let mut statuses = HashMap::new();
     let start = Instant::now();
+    let mut empty_scans = 0;
     loop {
         reap_exited(&[], &mut statuses);
         let table = ProcTable::scan();
         let kids: Vec<Pid> = table.children_of(me).iter().map(|p| p.pid).collect();
-        if kids.is_empty() || start.elapsed() > Duration::from_secs(10) {
+        if kids.is_empty() {
+            // As in kill_tree: one scan can miss a process being adopted.
+            empty_scans += 1;
+            if empty_scans >= 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        empty_scans = 0;
+        if start.elapsed() > Duration::from_secs(10) {
             break;
         }
         for k in kids {
