@@ -29,6 +29,7 @@ use super::build::{run_make, BuildOutcome, BuildSpec, DEFAULT_TIMEOUT};
 use crate::checks::ALL_IDS;
 use crate::error::GradeError;
 use crate::report::{round2, CheckReport, Model, Report, RunStatus, ServerInfo, Status};
+use crate::rubric::yaml_error;
 use crate::rubric::Rubric;
 use crate::supervise::ServerSpec;
 use crate::GradeOptions;
@@ -132,21 +133,6 @@ pub fn is_submission_rubric(text: &str) -> bool {
     serde_saphyr::from_str::<Probe>(text)
         .map(|p| p.servers.is_some())
         .unwrap_or(false)
-}
-
-fn yaml_error(e: serde_saphyr::Error) -> String {
-    let loc = e
-        .location()
-        .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
-        .unwrap_or_default();
-    let msg = e.to_string();
-    let first = msg
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(&msg)
-        .trim()
-        .to_string();
-    format!("{loc}{first}")
 }
 
 impl Submission {

@@ -23,6 +23,23 @@ use std::path::Path;
 /// The default rubric, as shipped in `graders/echo.yaml`.
 pub const DEFAULT_RUBRIC: &str = include_str!("../../graders/echo.yaml");
 
+/// A YAML error as "line L, column C: reason" (saphyr's message goes on with a snippet of the
+/// file; the first line is the reason).
+pub fn yaml_error(e: serde_saphyr::Error) -> String {
+    let loc = e
+        .location()
+        .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
+        .unwrap_or_default();
+    let msg = e.to_string();
+    let first = msg
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(&msg)
+        .trim()
+        .to_string();
+    format!("{loc}{first}")
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rubric {
@@ -45,21 +62,7 @@ impl Rubric {
             path: origin.to_string(),
             message,
         };
-        let rubric: Rubric = serde_saphyr::from_str(text).map_err(|e| {
-            let loc = e
-                .location()
-                .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
-                .unwrap_or_default();
-            // The first line of saphyr's message is the reason; the rest is a snippet.
-            let msg = e.to_string();
-            let first = msg
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or(&msg)
-                .trim()
-                .to_string();
-            invalid(format!("{loc}{first}"))
-        })?;
+        let rubric: Rubric = serde_saphyr::from_str(text).map_err(|e| invalid(yaml_error(e)))?;
         rubric.timing.validate().map_err(invalid)?;
         rubric.limits.validate().map_err(invalid)?;
         rubric.checks.validate().map_err(invalid)?;
