@@ -24,6 +24,8 @@ const CLOSER_LINES: usize = 200;
 /// Lines a resetter sends before it resets: many, so the server is still writing when the
 /// reset arrives.
 const RESETTER_LINES: usize = 1000;
+/// Rounds of early leavers.
+const ROUNDS: usize = 3;
 
 pub const TITLE: &str = "Survives clients that leave early (SIGPIPE, EPIPE)";
 
@@ -61,17 +63,25 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(o) => return o,
     };
     let baseline = socket_fds(srv.main_pid);
-    let mut swarm = Swarm::new(srv.addr());
-    for i in 0..p.closers {
-        let lines: Vec<u8> = (0..CLOSER_LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("c{i}-{j}"))).collect();
-        swarm.add(Session::new(format!("closer{i}"), vec![Step::Send(lines), Step::Close]));
+    // Several rounds, stopping once the server is dead: whether a given leaver's reset lands
+    // while the server is still writing depends on scheduling; rounds apart in time make the
+    // attempts independent, so a vulnerable server dies in one of them.
+    for round in 0..ROUNDS {
+        let mut swarm = Swarm::new(srv.addr());
+        for i in 0..p.closers {
+            let lines: Vec<u8> = (0..CLOSER_LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("c{round}-{i}-{j}"))).collect();
+            swarm.add(Session::new(format!("closer{i}"), vec![Step::Send(lines), Step::Close]));
+        }
+        for i in 0..p.resetters {
+            let lines: Vec<u8> = (0..RESETTER_LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("r{round}-{i}-{j}"))).collect();
+            swarm.add(Session::new(format!("resetter{i}"), vec![Step::Send(lines), Step::Reset]));
+        }
+        swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
+        drop(swarm);
+        if srv.main_exit().is_some() {
+            break;
+        }
     }
-    for i in 0..p.resetters {
-        let lines: Vec<u8> = (0..RESETTER_LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("r{i}-{j}"))).collect();
-        swarm.add(Session::new(format!("resetter{i}"), vec![Step::Send(lines), Step::Reset]));
-    }
-    swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
-    drop(swarm);
     // The server has dealt with the early leavers when it holds no more sockets than at start
     // (or when it is dead).
     let mut dead = None;
@@ -79,7 +89,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         dead = srv.main_exit();
         dead.is_some() || socket_fds(srv.main_pid) <= baseline
     });
-    let clients = (p.closers + p.resetters) as usize;
+    let clients = (p.closers + p.resetters) as usize * ROUNDS;
     if dead.is_none() {
         let after = probe(srv, &mut rng, "after", t.serve);
         dead = srv.main_exit();
