@@ -79,8 +79,6 @@ pub struct Session {
     pub echoed: u64,
     pub mismatch: Option<Mismatch>,
     pub end: Option<SessionEnd>,
-    /// The server closed its side (EOF) at some point.
-    pub saw_eof: bool,
     pub(crate) read_closed: bool,
     pub started: Option<Instant>,
     pub connected_at: Option<Instant>,
@@ -124,7 +122,6 @@ impl Session {
             echoed: 0,
             mismatch: None,
             end: None,
-            saw_eof: false,
             read_closed: false,
             started: None,
             connected_at: None,
@@ -388,7 +385,6 @@ impl Session {
             let r = std::io::Read::read(&mut &*sock, buf);
             match r {
                 Ok(0) => {
-                    self.saw_eof = true;
                     self.read_closed = true;
                     // Data and EOF may arrive in one turn: let the script take the data first.
                     self.advance(now);

@@ -25,12 +25,6 @@ pub struct TaskSnapshot {
     pub cpu_ticks: u64,
 }
 
-impl TaskSnapshot {
-    pub fn blocks(&self, sig: nix::sys::signal::Signal) -> bool {
-        self.blocked_signals.iter().any(|s| s == sig.as_str())
-    }
-}
-
 /// Snapshot every thread of `pid`.
 pub fn task_snapshots(pid: Pid) -> Vec<TaskSnapshot> {
     let Ok(proc_) = procfs::process::Process::new(pid) else {
