@@ -7,7 +7,7 @@ use crate::report::{
     round2, sanitize, CheckReport, Report, RunStatus, ServerInfo, ServerOutput, Status,
 };
 use crate::rubric::Rubric;
-use crate::supervise::{self, interrupt, privilege, Sandbox, ServerSpec};
+use crate::supervise::{self, interrupt, privilege, Sandbox, ServerSpec, StdinSource};
 use crate::timing::Timing;
 use std::path::Path;
 use std::time::Instant;
@@ -27,6 +27,8 @@ pub struct GradeOptions {
     pub limit_overrides: Vec<String>,
     /// Whether the grader isolated itself in a fresh network namespace (see supervise::netns).
     pub isolated_net: bool,
+    /// The server's standard input.
+    pub stdin: StdinSource,
 }
 
 impl GradeOptions {
@@ -40,6 +42,7 @@ impl GradeOptions {
             user: None,
             limit_overrides: Vec::new(),
             isolated_net: false,
+            stdin: StdinSource::default(),
         }
     }
 }
@@ -146,6 +149,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
     let launcher = Launcher {
         spec,
         sandbox: Sandbox {
+            stdin: opts.stdin.clone(),
             limits: limits.clone(),
             cgroups: true,
             run_as: run_as.clone(),

@@ -9,7 +9,7 @@ use echograde::platform::submission::{
 use echograde::platform::{autolab, gradescope, junit};
 use echograde::report::{render, write::probe_writable, write::write_atomic, Report};
 use echograde::rubric::Rubric;
-use echograde::supervise::ServerSpec;
+use echograde::supervise::{ServerSpec, StdinSource};
 use echograde::{GradeError, GradeOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -56,6 +56,10 @@ struct Cli {
     /// Write the report to this file (atomically) instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Also print the human summary, with each failed check's feedback, on standard error
+    /// (for a student at a terminal: `--summary --output report.yaml`).
+    #[arg(long)]
+    summary: bool,
     /// Run only these checks (comma-separated ids); the rest are left out of the report.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
@@ -90,6 +94,10 @@ struct Cli {
     /// Grade in a fresh network namespace with only loopback (needs root or CAP_SYS_ADMIN).
     #[arg(long)]
     isolate_net: bool,
+    /// The server's standard input: `pipe` (default: open and empty, like a terminal nobody
+    /// types at), `null` (/dev/null: EOF at once), or a FILE to read from.
+    #[arg(long, value_name = "pipe|null|FILE", default_value = "pipe", value_parser = parse_stdin)]
+    stdin: StdinSource,
     /// Print the JSON Schema of the report and exit.
     #[arg(long, exclusive = true, hide = true)]
     print_schema: bool,
@@ -259,6 +267,18 @@ fn run(cli: &Cli) -> Result<i32, GradeError> {
     Ok(EXIT_GRADED)
 }
 
+fn parse_stdin(s: &str) -> Result<StdinSource, String> {
+    match s {
+        "pipe" => Ok(StdinSource::Pipe),
+        "null" => Ok(StdinSource::Null),
+        path => {
+            let p = PathBuf::from(path);
+            std::fs::File::open(&p).map_err(|e| format!("cannot read {path}: {e}"))?;
+            Ok(StdinSource::File(p))
+        }
+    }
+}
+
 /// The options of one grading run, from the command line.
 fn grade_options(cli: &Cli, spec: ServerSpec, rubric: Rubric, seed: u64) -> GradeOptions {
     let mut o = GradeOptions::new(spec, rubric, seed);
@@ -267,6 +287,7 @@ fn grade_options(cli: &Cli, spec: ServerSpec, rubric: Rubric, seed: u64) -> Grad
     o.user = cli.user.clone();
     o.limit_overrides = cli.limit.clone();
     o.isolated_net = cli.isolate_net;
+    o.stdin = cli.stdin.clone();
     o
 }
 
@@ -295,7 +316,10 @@ fn emit(cli: &Cli, report: &Report) -> Result<(), GradeError> {
     // The summary on a terminal; never after Autolab's last line, which must stay last.
     let summary_on_stdout =
         matches!(cli.format, Format::Human | Format::Autolab) && cli.output.is_none();
-    if std::io::stderr().is_terminal() && !summary_on_stdout && cli.format != Format::Autolab {
+    if cli.summary {
+        eprint!("{}", render::human(report, true));
+    } else if std::io::stderr().is_terminal() && !summary_on_stdout && cli.format != Format::Autolab
+    {
         eprint!("{}", render::human(report, false));
     }
     Ok(())

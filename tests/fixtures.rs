@@ -18,6 +18,58 @@ struct Case {
     model: &'static str,
     fail: &'static [&'static str],
     any: &'static [&'static str],
+    /// `(check id, words)`: the check's feedback must contain these words.
+    says: &'static [(&'static str, &'static str)],
+}
+
+/// Cause-claims no report may make without the evidence for them (see `claims_without_evidence`).
+fn claims_without_evidence(report: &serde_json::Value) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let model = report["server"]["model"].as_str().unwrap_or("");
+    let checks = report["checks"].as_array().expect("checks");
+    let find = |id: &str| checks.iter().find(|c| c["id"] == id);
+    for c in checks {
+        let fb = c["feedback"].as_str().unwrap_or("");
+        let id = c["id"].as_str().unwrap_or("");
+        // The &connfd race is a bug of servers with threads.
+        if fb.contains("&connfd") && model != "thread" && !fb.starts_with("All ") {
+            wrong.push(format!("{id} names &connfd for a {model} server: {fb}"));
+        }
+        // "iterative" for a server that answered B while A was connected.
+        if fb.contains("iterative")
+            && find("concurrency.overlap").is_some_and(|o| o["status"] == "pass")
+        {
+            wrong.push(format!(
+                "{id} says iterative, but B was served while A stayed: {fb}"
+            ));
+        }
+        // Select/poll advice for a server that forks or runs threads.
+        if (fb.contains("In an event loop") || fb.contains("In an event-based server"))
+            && (model == "process" || model == "thread")
+        {
+            wrong.push(format!(
+                "{id} gives event-loop advice to a {model} server: {fb}"
+            ));
+        }
+        // A pool or deadlock named for a server without threads.
+        if (fb.contains("deadlock between threads") || fb.contains("pool of")) && model != "thread"
+        {
+            wrong.push(format!("{id} names threads of a {model} server: {fb}"));
+        }
+        // Broken templates.
+        for bad in [
+            "only 1 were",
+            "client byte",
+            "then the server",
+            "it the server",
+            "only 0 were",
+        ] {
+            if fb.contains(bad) {
+                wrong.push(format!("{id} has a broken sentence ({bad:?}): {fb}"));
+            }
+        }
+    }
+    wrong
 }
 
 fn check(case: &Case) {
@@ -34,6 +86,7 @@ fn check(case: &Case) {
     )
     .expect("schema compiles");
     let mut wrong: Vec<String> = Vec::new();
+    let mut scores: Vec<f64> = Vec::new();
     for run in 0..repeat {
         let seed = (42 + run).to_string();
         let (code, report, stderr) = grade_json(&bin, &["--seed", &seed]);
@@ -66,6 +119,24 @@ fn check(case: &Case) {
                 ));
             }
         }
+        scores.push(report["score"].as_f64().expect("score"));
+        for (id, words) in case.says {
+            let fb = report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == *id)
+                .map(|c| c["feedback"].as_str().unwrap_or("").to_string())
+                .unwrap_or_default();
+            if !fb.contains(words) {
+                wrong.push(format!("run {run}: {id} does not say {words:?}: {fb}"));
+            }
+        }
+        wrong.extend(
+            claims_without_evidence(&report)
+                .into_iter()
+                .map(|w| format!("run {run}: {w}")),
+        );
         if report["server"]["model"] != case.model {
             wrong.push(format!(
                 "run {run}: model {} expected {}",
@@ -86,12 +157,19 @@ fn check(case: &Case) {
             case.name
         );
     }
+    let differ = scores.iter().filter(|s| **s != scores[0]).count();
     eprintln!(
-        "{}: {} run(s), {} wrong verdict(s)",
+        "{}: {} run(s), {} wrong verdict(s), {} score(s) differing from run 0 ({:?})",
         case.name,
         repeat,
-        wrong.len()
+        wrong.len(),
+        differ,
+        scores
     );
+    // The same server graded twice gets the same score, unless its bug strikes by chance.
+    if case.any.is_empty() && differ > 0 {
+        wrong.push(format!("scores differ between runs: {scores:?}"));
+    }
     assert!(
         wrong.is_empty(),
         "{}: wrong verdicts:\n{}",
@@ -101,11 +179,18 @@ fn check(case: &Case) {
 }
 
 macro_rules! fixture_tests {
-    ($($test:ident => $name:literal, $model:literal, fail: [$($f:literal),*], any: [$($a:literal),*];)*) => {
+    ($($test:ident => $name:literal, $model:literal, fail: [$($f:literal),*], any: [$($a:literal),*]
+       $(, says: [$(($sid:literal, $sw:literal)),*])?;)*) => {
         $(
             #[test]
             fn $test() {
-                check(&Case { name: $name, model: $model, fail: &[$($f),*], any: &[$($a),*] });
+                check(&Case {
+                    name: $name,
+                    model: $model,
+                    fail: &[$($f),*],
+                    any: &[$($a),*],
+                    says: &[$($(($sid, $sw)),*)?],
+                });
             }
         )*
     };
@@ -132,9 +217,11 @@ fixture_tests! {
         fail: ["liveness.churn", "signal.safety"],
         any: ["echo.large", "concurrency.overlap", "concurrency.partial-line", "concurrency.many", "race.connfd",
               "leak.fd", "leak.listenfd", "zombies", "leak.threads", "robust.sigpipe", "fairness"];
+    // The race strikes wherever clients connect at once: leak.threads runs 8 at a time.
     connfd_race_is_caught => "thread_connfd_race", "thread",
         fail: ["race.connfd"],
-        any: ["concurrency.many", "leak.fd", "zombies", "liveness.churn", "signal.safety", "robust.sigpipe"];
+        any: ["concurrency.many", "leak.fd", "zombies", "leak.threads", "liveness.churn", "signal.safety", "robust.sigpipe"],
+        says: [("race.connfd", "&connfd")];
     joinable_threads_leak_stacks => "thread_joinable_leak", "thread", fail: ["leak.threads"], any: [];
     thread_that_never_closes_connfd_leaks => "thread_no_close", "thread", fail: ["leak.fd"], any: [];
     sigpipe_kills_thread_server => "thread_sigpipe", "thread", fail: ["robust.sigpipe"], any: [];
@@ -142,6 +229,72 @@ fixture_tests! {
     starving_event_loop_fails_fairness => "event_starve", "event", fail: ["fairness"], any: [];
     setsid_daemon_is_graded_and_killed => "hostile/daemon", "iterative",
         fail: ["concurrency.overlap", "concurrency.partial-line", "concurrency.many", "fairness"], any: [];
+
+    // Servers whose replies are not an echo: echo.* fail with the difference; the checks that
+    // judge service judge the replies; the checks that need each client's own bytes say they
+    // did not judge. The model comes from /proc whatever the bytes.
+    upcasing_fork_server_is_concurrent_but_no_echo => "upcase_fork", "process",
+        fail: ["echo.basic", "echo.large", "race.connfd"], any: [],
+        says: [("echo.basic", "got \"HELLO, ECHO SERVER\\n\""), ("race.connfd", "Not judged: the server does not echo")];
+    upcasing_thread_server_is_concurrent_but_no_echo => "upcase_thread", "thread",
+        fail: ["echo.basic", "echo.large", "race.connfd"], any: [],
+        says: [("race.connfd", "Not judged: the server does not echo")];
+    fixed_ok_reply_is_not_an_echo => "reply_ok", "thread",
+        fail: ["echo.basic", "echo.large", "race.connfd"], any: [],
+        says: [("echo.basic", "got \"ok\\n\"")];
+    server_that_never_replies_is_not_judged_on_service => "read_no_reply", "process",
+        fail: ["echo.basic", "echo.large", "concurrency.overlap", "concurrency.partial-line", "concurrency.many",
+               "race.connfd", "leak.fd", "leak.listenfd", "zombies", "leak.threads", "liveness.churn",
+               "robust.sigpipe", "fairness"], any: [],
+        says: [("concurrency.overlap", "Not judged: the server sent nothing back to any client"),
+               ("liveness.churn", "Not judged")];
+    server_that_exits_after_its_first_client_says_so => "exit_after_first", "iterative",
+        fail: ["echo.large", "concurrency.overlap", "concurrency.partial-line", "concurrency.many", "race.connfd",
+               "leak.fd", "zombies", "leak.threads", "liveness.churn", "robust.sigpipe", "fairness"], any: [],
+        says: [("race.connfd", "exited with status 0")];
+
+    // A small listen backlog (listen(fd, 5)) is not a concurrency bug: full marks, noted.
+    fork_server_with_backlog_5_gets_full_marks => "backlog_fork", "process", fail: [], any: [],
+        says: [("race.connfd", "Its listen backlog is 5")];
+    thread_server_with_backlog_5_gets_full_marks => "backlog_thread", "thread", fail: [], any: [],
+        says: [("concurrency.many", "Its listen backlog is 5")];
+    select_server_with_backlog_5_gets_full_marks => "backlog_select", "event", fail: [], any: [];
+
+    // CS:APP Fig. 12.6 selects on stdin too: with an open, empty stdin it grades as iterative.
+    textbook_select_on_stdin_grades_as_iterative => "select_stdin", "iterative",
+        fail: ["concurrency.overlap", "concurrency.partial-line", "concurrency.many", "fairness"], any: [],
+        says: [("concurrency.overlap", "after A disconnected: the server handles one client at a time")];
+    fixed_port_is_named => "fixed_port", "unknown",
+        fail: ["echo.basic", "echo.large", "concurrency.overlap", "concurrency.partial-line", "concurrency.many",
+               "race.connfd", "leak.fd", "leak.listenfd", "zombies", "leak.threads", "liveness.churn",
+               "signal.safety", "robust.sigpipe", "fairness"], any: [],
+        says: [("echo.basic", "listens on port 9669, not on the port given as its argument")];
+
+    // Correct but unusual: an idle prethreaded pool, and servers slow to answer.
+    idle_prethreaded_pool_is_not_a_deadlock => "pool_idle", "thread", fail: ["concurrency.many"], any: [],
+        says: [("concurrency.many", "only 8 were served")];
+    slow_process_server_gets_full_marks => "slow_process", "process", fail: [], any: [];
+    slow_thread_server_gets_full_marks => "slow_thread", "thread", fail: [], any: [];
+
+    // echo.large: every case runs, and the hint follows the measured shape.
+    extra_nul_byte_is_named => "echo_extra_byte", "process", fail: ["echo.basic", "echo.large", "race.connfd"], any: [],
+        says: [("echo.large", "One extra NUL byte came back after line 1")];
+    line_cut_at_1024_bytes_is_named => "echo_cut_line", "thread", fail: ["echo.large"], any: [],
+        says: [("echo.large", "stopped after 1024 bytes")];
+    close_on_empty_line_is_named => "echo_close_on_empty", "process", fail: ["echo.large"], any: [],
+        says: [("echo.large", "closed the connection when the line was a single byte")];
+    rio_buffer_per_line_loses_pipelined_lines => "echo_rio_per_line", "thread", fail: ["echo.large"], any: [],
+        says: [("echo.large", "Only the first 1 of the 50 lines sent in one write came back")];
+
+    // Threads that never return are alive, not unjoined.
+    threads_that_never_return_are_named_alive => "thread_spin_after_close", "thread", fail: ["leak.fd", "leak.threads"], any: [],
+        says: [("leak.threads", "the threads are alive, not exited")];
+    select_server_that_exits_on_epipe_fails_every_time => "select_exit_epipe", "event", fail: ["robust.sigpipe"], any: [],
+        says: [("robust.sigpipe", "exited with status 1")];
+    double_free_crash_is_reported_not_called_iterative => "thread_double_free", "thread",
+        fail: ["echo.large", "race.connfd", "leak.fd", "zombies", "leak.threads", "liveness.churn", "robust.sigpipe"],
+        any: ["concurrency.overlap", "concurrency.partial-line", "concurrency.many", "fairness"],
+        says: [("robust.sigpipe", "double free detected")];
 }
 
 #[test]

@@ -43,6 +43,9 @@ impl Params {
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    if let Some(o) = needs_replies(cx) {
+        return o;
+    }
     let t = cx.timing;
     let mut rng = cx.rng.clone();
     let budget = t.scaled(p.seconds);
@@ -59,10 +62,10 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         for i in 0..n {
             let label = format!("c{}", done + i);
             let line = payload::tagged_line(&mut rng, &label);
-            swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]));
+            swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]).judging_replies());
         }
         swarm.run(RunLimits::both(t.serve), |_| false);
-        if let Some(bad) = swarm.sessions.iter().find(|s| !s.ok()) {
+        if let Some(bad) = swarm.sessions.iter().find(|s| !s.served()) {
             stuck = Some(format!("connection {} {}", bad.label, describe(bad, t.serve)));
             break;
         }
@@ -70,7 +73,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     }
     let churn_s = start.elapsed().as_secs_f64();
     let fresh = if stuck.is_none() { Some(probe(srv, &mut rng, "fresh", t.serve)) } else { None };
-    if stuck.is_none() && fresh.as_ref().is_some_and(|s| s.ok()) {
+    if stuck.is_none() && fresh.as_ref().is_some_and(|s| s.served()) {
         return Outcome::pass(
             format!("Served {done} connections in {churn_s:.1} s of churn, then a fresh client."),
             json!({ "connections": done, "churn_s": churn_s }),
@@ -83,6 +86,10 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         return Outcome::fail(0.0, format!("The server stopped serving: {what}. {d}"), json!({ "connections_served": done }));
     }
     let (diag, ev_tasks) = diagnose(srv.main_pid, &other_processes(srv).iter().filter(|p| !p.is_zombie()).map(|p| p.pid).collect::<Vec<_>>());
+    // It may have died while it was being looked at: then that is what happened.
+    if let Some(d) = death_note(srv) {
+        return Outcome::fail(0.0, format!("The server stopped serving: {what}. {d}"), json!({ "connections_served": done }));
+    }
     let mut fb = format!("The server stopped serving after {done} connections: {what}.");
     fb.push(' ');
     fb.push_str(&diag.summary);
@@ -136,22 +143,44 @@ fn diagnose(main: Pid, others: &[Pid]) -> (Diagnosis, Value) {
             s.push_str(&format!(" gdb shows: {bt_names}."));
         }
         s
-    } else if second.iter().any(|t| t.syscall == "futex") && cpu_frozen {
-        "Its threads wait on locks (futex) and use no CPU: a deadlock between threads, or in a \
-         signal handler."
+    } else if !second.is_empty() && second.iter().all(|t| t.syscall == "futex") && cpu_frozen {
+        "Every one of its threads waits on a lock (futex) and it uses no CPU: a deadlock, \
+         between threads or in a signal handler."
             .into()
     } else if !cpu_frozen {
-        "It is using CPU but not answering: a busy loop (livelock), or a loop that never gets \
-         back to accept."
+        "Its CPU time kept growing while it did not answer: it is busy somewhere (a loop that \
+         does not get back to accept or to its clients)."
             .into()
     } else {
         format!(
-            "It is blocked ({}) and not answering new clients.",
-            second.iter().map(|t| format!("thread {} in {}", t.tid, if t.syscall.is_empty() { &t.wchan } else { &t.syscall })).collect::<Vec<_>>().join(", ")
+            "Its CPU time did not move while it did not answer; its threads were waiting in: {}.",
+            where_threads_wait(&second)
         )
     };
     let tasks = serde_json::to_value(&all).unwrap_or(Value::Null);
     (Diagnosis { summary, cpu_frozen, backtrace }, tasks)
+}
+
+/// "accept (thread 12), futex (8 threads)": where a process's threads wait, grouped.
+fn where_threads_wait(tasks: &[TaskSnapshot]) -> String {
+    let mut by: std::collections::BTreeMap<&str, Vec<Pid>> = Default::default();
+    for t in tasks {
+        let at = if !t.syscall.is_empty() && t.syscall != "-1" {
+            t.syscall.as_str()
+        } else if !t.wchan.is_empty() {
+            t.wchan.as_str()
+        } else {
+            "running"
+        };
+        by.entry(at).or_default().push(t.tid);
+    }
+    by.iter()
+        .map(|(at, tids)| match tids.as_slice() {
+            [one] => format!("{at} (thread {one})"),
+            many => format!("{at} ({} threads)", many.len()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The innermost functions of the backtrace, innermost first.

@@ -1,20 +1,31 @@
 //! Pieces several checks share: a fresh probe client, plain-words descriptions of what went
 //! wrong with a client, waiting on a /proc condition, and the server's children.
 
-use crate::client::{self, payload, show_bytes, Session, SessionEnd};
+use crate::client::{payload, show_bytes, RunLimits, Session, SessionEnd, Step, Swarm};
+use crate::inspect::listen::ListenDrops;
 use crate::inspect::{fd_table, Pid, ProcInfo, ProcTable};
 use crate::supervise::Server;
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
 
-/// A fresh client sends one tagged line and must get it back within `deadline`.
+/// A fresh client sends one tagged line and must be answered within `deadline`. It is judged
+/// on replies (see [`Session::judging_replies`]): whether the bytes are an echo is echo.basic's
+/// business; `ok()` still tells an exact echo.
 pub fn probe(srv: &Server, rng: &mut ChaCha8Rng, label: &str, deadline: Duration) -> Session {
-    client::echo_once(
-        srv.addr(),
-        label,
-        payload::tagged_line(rng, label),
-        deadline,
-    )
+    let mut swarm = Swarm::new(srv.addr());
+    swarm.add(
+        Session::new(
+            label,
+            vec![
+                Step::Send(payload::tagged_line(rng, label)),
+                Step::Expect,
+                Step::Close,
+            ],
+        )
+        .judging_replies(),
+    );
+    swarm.run(RunLimits::both(deadline), |_| false);
+    swarm.sessions.pop().expect("one session")
 }
 
 /// Why a sequence of clients stopped early.
@@ -26,10 +37,7 @@ pub struct Unserved {
     pub why: String,
 }
 
-/// Clients one after another, each sending a line and waiting for its echo. Stops at the first
-/// client not served (a stuck server would otherwise cost a deadline per client), and when the
-/// whole sequence takes longer than `budget` (a server slow enough to need that is not
-/// measurable in reasonable time; a correct one needs milliseconds per client).
+/// Clients one after another, each sending a line and waiting for its answer.
 pub fn sequential_clients(
     srv: &Server,
     rng: &mut ChaCha8Rng,
@@ -38,33 +46,55 @@ pub fn sequential_clients(
     deadline: Duration,
     budget: Duration,
 ) -> Result<u32, Unserved> {
+    clients_in_waves(srv, rng, prefix, n, 1, deadline, budget)
+}
+
+/// `n` short clients, `at_once` at a time, each sending a line, waiting for its answer and
+/// closing. Stops at the first client not served (a stuck server would otherwise cost a
+/// deadline per client): that is `Err`. When `budget` runs out first (a slow but working
+/// server), it returns how many were served: the caller judges from what it measured.
+pub fn clients_in_waves(
+    srv: &Server,
+    rng: &mut ChaCha8Rng,
+    prefix: &str,
+    n: u32,
+    at_once: u32,
+    deadline: Duration,
+    budget: Duration,
+) -> Result<u32, Unserved> {
     let start = Instant::now();
-    for i in 0..n {
-        let s = probe(srv, rng, &format!("{prefix}{i}"), deadline);
-        if !s.ok() {
+    let mut done = 0;
+    while done < n {
+        let wave = at_once.max(1).min(n - done);
+        let mut swarm = Swarm::new(srv.addr());
+        for i in done..done + wave {
+            let label = format!("{prefix}{i}");
+            let line = payload::tagged_line(rng, &label);
+            swarm.add(
+                Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close])
+                    .judging_replies(),
+            );
+        }
+        swarm.run(RunLimits::both(deadline), |_| false);
+        if let Some(s) = swarm.sessions.iter().find(|s| !s.served()) {
             return Err(Unserved {
-                served: i,
-                why: format!("client {} {}", s.label, describe(&s, deadline)),
+                served: done + swarm.count(|s| s.served()) as u32,
+                why: format!("client {} {}", s.label, describe(s, deadline)),
             });
         }
-        if start.elapsed() > budget && i + 1 < n {
-            return Err(Unserved {
-                served: i + 1,
-                why: format!(
-                    "{} clients one after another took over {:.0} s (a correct server needs milliseconds each)",
-                    i + 1,
-                    budget.as_secs_f64()
-                ),
-            });
+        done += wave;
+        if start.elapsed() > budget || crate::supervise::interrupt::requested() {
+            break;
         }
     }
-    Ok(n)
+    Ok(done)
 }
 
 /// The verdict for a check whose workload could not run because the server stopped serving.
 pub fn workload_failed(srv: &mut Server, u: &Unserved, what: &str) -> super::Outcome {
     let mut fb = format!(
-        "The server stopped serving after {} client(s), so {what} could not be measured: {}.",
+        "Not judged: {what} could not be measured, because the server stopped answering after \
+         {} client(s): {}.",
         u.served, u.why
     );
     if let Some(d) = death_note(srv) {
@@ -78,12 +108,20 @@ pub fn workload_failed(srv: &mut Server, u: &Unserved, what: &str) -> super::Out
     )
 }
 
-/// What happened to a client that did not get its echo, in plain words.
+/// What happened to a client that did not get its echo, as a verb phrase that follows the
+/// client's name ("client B {describe}").
 pub fn describe(s: &Session, waited: Duration) -> String {
     if let Some(m) = &s.mismatch {
+        let what = if m.expected.is_empty() {
+            format!(
+                "got {} extra byte(s) after its whole echo",
+                m.got.len().max(1)
+            )
+        } else {
+            format!("got a wrong byte at offset {} of its echo", m.offset)
+        };
         return format!(
-            "byte {} of its echo was wrong: expected \"{}\", got \"{}\"",
-            m.offset,
+            "{what}: expected \"{}\", got \"{}\"",
             show_bytes(&m.expected, 40),
             show_bytes(&m.got, 40)
         );
@@ -91,11 +129,17 @@ pub fn describe(s: &Session, waited: Duration) -> String {
     let got = format!("{} of {} bytes came back", s.echoed, s.sent);
     match &s.end {
         Some(SessionEnd::ConnectFailed(e)) => format!("could not connect: {e}"),
-        Some(SessionEnd::ClosedEarly) => format!("the server closed the connection early ({got})"),
-        Some(SessionEnd::Reset) => format!("the server reset the connection ({got})"),
-        Some(SessionEnd::Error(e)) => format!("socket error: {e} ({got})"),
+        Some(SessionEnd::ClosedEarly) => {
+            format!("had its connection closed by the server before its echo was complete ({got})")
+        }
+        Some(SessionEnd::Reset) => format!("had its connection reset by the server ({got})"),
+        Some(SessionEnd::Error(e)) => format!("hit a socket error: {e} ({got})"),
         Some(SessionEnd::Stalled) | None => {
-            if s.connected_at.is_none() {
+            if s.started.is_none() {
+                "never got to connect: the server's listen queue stayed full (the server \
+                 accepted no more connections)"
+                    .into()
+            } else if s.connected_at.is_none() {
                 format!(
                     "was never even accepted by the kernel within {:.1} s",
                     waited.as_secs_f64()
@@ -157,6 +201,16 @@ pub fn socket_fds(pid: Pid) -> usize {
         .count()
 }
 
+/// Connected sockets on `port` (the server's ends of client connections) that `pid` holds.
+pub fn connections_held(pid: Pid, port: u16) -> usize {
+    let table = crate::inspect::SocketTable::read();
+    fd_table(pid)
+        .iter()
+        .filter_map(|e| table.by_inode(e.socket_inode?))
+        .filter(|s| s.local_port == port && s.remote_port != 0)
+        .count()
+}
+
 /// "1 client" / "3 clients".
 pub fn plural(n: usize, word: &str) -> String {
     if n == 1 {
@@ -170,4 +224,86 @@ pub fn plural(n: usize, word: &str) -> String {
 pub fn death_note(srv: &mut Server) -> Option<String> {
     srv.main_exit()
         .map(|e| format!("The server process {e} during this check."))
+}
+
+/// For a check that needs a true echo (a client must get back exactly its own bytes): when
+/// the model probe saw the server answer with other bytes, the check does not judge, and says
+/// so rather than invent a cause.
+pub fn needs_echo(cx: &super::Cx) -> Option<super::Outcome> {
+    (cx.model.replies == super::Replies::NotEcho).then(|| {
+        super::Outcome::fail(
+            0.0,
+            "Not judged: the server does not echo (its replies are not the bytes it was sent; \
+             see echo.basic), and this check needs each client's own bytes back to tell \
+             clients apart.",
+            serde_json::json!({ "judged": false, "replies": super::Replies::NotEcho.as_str() }),
+        )
+    })
+}
+
+/// For a check that judges how the server serves its clients: when the model probe's clients
+/// got no byte back at all, there is no service to judge, and the check says so (once, without
+/// waiting out its own deadlines) rather than blame a concurrency bug.
+pub fn needs_replies(cx: &super::Cx) -> Option<super::Outcome> {
+    (cx.model.replies == super::Replies::None).then(|| {
+        super::Outcome::fail(
+            0.0,
+            format!(
+                "Not judged: the server sent nothing back to any client (the {} clients of the \
+                 model probe connected, sent a line and got no byte back in {:.1} s; see \
+                 echo.basic), so there is no service for this check to judge.",
+                super::model::PROBE_CLIENTS,
+                cx.timing.serve.as_secs_f64()
+            ),
+            serde_json::json!({ "judged": false, "replies": super::Replies::None.as_str() }),
+        )
+    })
+}
+
+/// The server's listen queue, as a burst of connects meets it: its backlog (sock_diag) and
+/// the kernel's listen-overflow counters around the burst.
+pub struct ListenNote {
+    backlog: Option<u32>,
+    burst: u32,
+    drops_before: Option<ListenDrops>,
+}
+
+impl ListenNote {
+    pub fn read(port: u16, burst: u32) -> ListenNote {
+        ListenNote {
+            backlog: crate::inspect::listen::backlog(port),
+            burst,
+            drops_before: ListenDrops::read(),
+        }
+    }
+
+    /// Whether the backlog is smaller than the burst (so connects are paced to it).
+    pub fn small(&self) -> bool {
+        self.backlog.is_some_and(|b| b < self.burst)
+    }
+
+    /// A sentence for the feedback when the backlog is small.
+    pub fn note(&self) -> Option<String> {
+        let b = self.backlog.filter(|_| self.small())?;
+        Some(format!(
+            "Its listen backlog is {b} (listen(fd, {b})), smaller than this burst of {}: the \
+             grader connected the clients in waves its queue could take, so the small backlog \
+             itself cost nothing here (with a backlog such as 1024, a real burst gets through \
+             at once).",
+            self.burst
+        ))
+    }
+
+    pub fn evidence(&self) -> serde_json::Value {
+        let since = self
+            .drops_before
+            .zip(ListenDrops::read())
+            .map(|(b, a)| b.since(a));
+        serde_json::json!({
+            "backlog": self.backlog,
+            "paced": self.small(),
+            "listen_overflows_during_check": since.map(|d| d.overflows),
+            "listen_drops_during_check": since.map(|d| d.drops),
+        })
+    }
 }

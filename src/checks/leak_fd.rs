@@ -2,6 +2,7 @@
 //! startup baseline. A parent that never closes connfd (or a thread that never does) keeps
 //! every connection's socket: the client has gone, so the kernel shows it in CLOSE_WAIT.
 
+use crate::report::Model;
 use super::{common::*, in_range, Cx, Outcome};
 use crate::client::{payload, RunLimits, Session, Step, Swarm};
 use crate::inspect::{fd_table, sockets::state_name, SocketTable};
@@ -38,7 +39,21 @@ impl Params {
     }
 }
 
+/// Where a server of this model closes a connection.
+pub(crate) fn close_advice(model: Model) -> &'static str {
+    match model {
+        Model::Process => "the parent must close connfd right after fork (the child has its own copy).",
+        Model::Thread => "each thread must close its connfd before it returns.",
+        Model::Event => "the event loop must close a client's descriptor (and forget it) when it reads EOF.",
+        Model::Iterative | Model::Unknown => "close connfd when the client's conversation ends (a process-based parent closes its copy right after fork; a thread closes its own; an event loop closes at EOF).",
+    }
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    if let Some(o) = needs_replies(cx) {
+        return o;
+    }
+    let model = cx.model.model;
     let t = cx.timing;
     let mut rng = cx.rng.clone();
     let srv = match cx.start() {
@@ -54,7 +69,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     for i in 0..p.simultaneous {
         let label = format!("m{i}");
         let line = payload::tagged_line(&mut rng, &label);
-        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]));
+        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]).judging_replies());
     }
     swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
     drop(swarm);
@@ -89,10 +104,9 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         "After {clients} clients connected and disconnected, the server process (pid {pid}) \
          still holds {leaked} socket descriptor(s) more than at startup ({close_wait} in \
          CLOSE_WAIT: the client closed its end, the server never closed its own). Every \
-         accepted connection must be closed once: a process-based server's parent must close \
-         connfd right after fork (the child has its own copy); a thread must close its connfd \
-         before it returns; an event loop must close a client when it reads EOF. A leak like \
-         this runs the server out of descriptors."
+         accepted connection must be closed once: {} A leak like this runs the server out of \
+         descriptors.",
+        close_advice(model)
     );
     Outcome::fail(
         0.0,

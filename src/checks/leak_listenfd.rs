@@ -22,6 +22,9 @@ impl Params {
 }
 
 pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
+    if let Some(o) = needs_replies(cx) {
+        return o;
+    }
     let t = cx.timing;
     let mut rng = cx.rng.clone();
     let line = payload::tagged_line(&mut rng, "client");
@@ -30,16 +33,16 @@ pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
         Err(o) => return o,
     };
     let mut swarm = Swarm::new(srv.addr());
-    swarm.add(Session::new("client", vec![Step::Send(line), Step::Expect]).holding());
+    swarm.add(Session::new("client", vec![Step::Send(line), Step::Expect]).holding().judging_replies());
     swarm.run(RunLimits::both(t.serve), |_| false);
-    if !swarm.sessions[0].ok() {
+    if !swarm.sessions[0].served() {
         return Outcome::fail(
             0.0,
-            format!("The client was not served, so no child could be inspected: it {}.", describe(&swarm.sessions[0], t.serve)),
+            format!("Not judged: the client was not served, so no child could be inspected: it {}.", describe(&swarm.sessions[0], t.serve)),
             json!({}),
         );
     }
-    // The client has its echo, so whatever serves it exists now; the child closes listenfd
+    // The client has its answer, so whatever serves it exists now; the child closes listenfd
     // before it serves, so a child holding it now keeps it.
     let others: Vec<_> = other_processes(srv).into_iter().filter(|p| !p.is_zombie()).collect();
     if others.is_empty() {

@@ -2,6 +2,7 @@
 //! Partial points: the share of clients served.
 
 use super::{common::*, in_range, Cx, Outcome};
+use crate::report::Model;
 use crate::client::{payload, RunLimits, Session, Step, Swarm};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,11 @@ impl Params {
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    if let Some(o) = needs_replies(cx) {
+        return o;
+    }
     let t = cx.timing;
+    let model = cx.model.model;
     let mut rng = cx.rng.clone();
     let n = p.clients as usize;
     let lines: Vec<Vec<u8>> = (0..n).map(|i| payload::tagged_line(&mut rng, &format!("c{i}"))).collect();
@@ -37,17 +42,23 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
+    let queue = ListenNote::read(srv.port, p.clients);
     let mut swarm = Swarm::new(srv.addr());
     for (i, l) in lines.into_iter().enumerate() {
-        swarm.add(Session::new(format!("c{i}"), vec![Step::Send(l), Step::Expect]).holding());
+        swarm.add(
+            Session::new(format!("c{i}"), vec![Step::Send(l), Step::Expect])
+                .holding()
+                .judging_replies(),
+        );
     }
     swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
-    let served = swarm.count(|s| s.ok());
+    let served = swarm.count(|s| s.served());
     let connected = swarm.count(|s| s.connected_at.is_some());
+    let threads = crate::inspect::memory::memory_stats(srv.main_pid).map(|m| m.threads);
     let slowest = swarm
         .sessions
         .iter()
-        .filter(|s| s.ok())
+        .filter(|s| s.served())
         .filter_map(|s| Some(s.finished_at? - s.started?))
         .max()
         .unwrap_or_default();
@@ -56,24 +67,46 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         "connected": connected,
         "served_at_once": served,
         "slowest_served_ms": slowest.as_millis() as u64,
+        "server_threads_while_connected": threads,
+        "listen_queue": queue.evidence(),
     });
     if served == n {
-        return Outcome::pass(format!("All {n} clients were served while all were connected."), ev);
+        let mut fb = format!("All {n} clients were served while all were connected.");
+        if let Some(note) = queue.note() {
+            fb.push(' ');
+            fb.push_str(&note);
+        }
+        return Outcome::pass(fb, ev);
     }
-    let first_bad = swarm.sessions.iter().find(|s| !s.ok()).expect("a client failed");
+    let first_bad = swarm.sessions.iter().find(|s| !s.served()).expect("a client failed");
     let mut fb = format!(
-        "{n} clients connected at the same time; only {served} were served while all stayed \
-         connected. For example client {} {}.",
+        "{n} clients connected at the same time and {} while all stayed connected. For \
+         example client {} {}.",
+        match served {
+            0 => "none was served".to_string(),
+            1 => "only 1 was served".to_string(),
+            n => format!("only {n} were served"),
+        },
         first_bad.label,
         describe(first_bad, t.idle)
     );
-    if served == 1 {
-        fb.push_str(" One client at a time is an iterative server: it must serve connections concurrently.");
-    } else if served > 1 && served < n {
-        fb.push_str(&format!(
-            " Serving exactly {served} at once suggests a fixed limit: a pool of {served} \
-             workers each holding one connection, or a small listen backlog."
-        ));
+    match (model, threads) {
+        (Model::Iterative, _) if served == 1 => fb.push_str(
+            " The server served one client at a time (no child processes or threads, and the \
+             second client waited): it must serve connections concurrently.",
+        ),
+        (Model::Thread, Some(th)) if served > 0 && th as usize <= served + 2 => {
+            fb.push_str(&format!(
+                " The server had {th} threads while they were connected: each served client \
+                 holds a thread, so a fixed number of threads serves at most that many clients \
+                 at once."
+            ))
+        }
+        _ => {}
+    }
+    if let Some(note) = queue.note() {
+        fb.push(' ');
+        fb.push_str(&note);
     }
     if let Some(d) = death_note(srv) {
         fb.push(' ');

@@ -164,10 +164,32 @@ pub fn start_failure_outcome(f: &StartFailure) -> Outcome {
     o
 }
 
+/// What the server sent back to the model probe's clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replies {
+    /// Every answer was the exact echo.
+    Echo,
+    /// It answered, but not with the bytes it was sent (upper-cased, `ok`, ...).
+    NotEcho,
+    /// It answered no client.
+    None,
+}
+
+impl Replies {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Replies::Echo => "echo",
+            Replies::NotEcho => "not an echo",
+            Replies::None => "none",
+        }
+    }
+}
+
 /// What the model probe saw, shared with every check.
 #[derive(Debug, Clone)]
 pub struct ModelObservation {
     pub model: Model,
+    pub replies: Replies,
     pub evidence: Value,
     /// Set when the server never became ready in the probe: no check can run.
     pub start_failure: Option<StartFailure>,
@@ -255,6 +277,7 @@ checks! {
     "signal.safety" => signal_safety,
     "robust.sigpipe" => sigpipe,
     "fairness" => fairness,
+    "listen.backlog" => listen_backlog,
 }
 
 /// A parameter range check for `validate` functions.

@@ -2,8 +2,8 @@
 //! assignment asks for. The observation itself runs once per grading, before the checks
 //! ([`observe`]), and names the model in the report's `server.model`.
 
-use super::{common::*, Cx, Launcher, ModelObservation, Outcome};
-use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use super::{common::*, Cx, Launcher, ModelObservation, Outcome, Replies};
+use crate::client::{payload, show_bytes, RunLimits, Session, Step, Swarm};
 use crate::report::Model;
 use crate::supervise::Server;
 use crate::timing::Timing;
@@ -31,11 +31,14 @@ impl Params {
 }
 
 /// Clients held open at once while the model is observed.
-const PROBE_CLIENTS: usize = 4;
+pub(crate) const PROBE_CLIENTS: usize = 4;
 
 /// Start an instance, hold a few clients at once, and see what the server grew: children
-/// (process), threads (thread), neither yet concurrent (event), or one client at a time
-/// (iterative).
+/// (process), threads (thread), several connections held by one thread (event), or one
+/// connection at a time (iterative). The model comes from /proc whatever the bytes: an
+/// upper-casing server that forks is process-based, and a thread server that never answers
+/// still shows its threads. Replies only break the tie between event and iterative, with the
+/// connections the process holds.
 pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservation {
     let port = crate::supervise::pick_port();
     let mut srv = match Server::start(&launcher.spec, port, &[], timing.ready, &launcher.sandbox) {
@@ -43,44 +46,78 @@ pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservati
         Err(f) => {
             return ModelObservation {
                 model: Model::Unknown,
+                replies: Replies::None,
                 evidence: json!({ "start": f.to_string() }),
                 start_failure: Some(f),
             }
         }
     };
     let mut rng = payload::check_rng(seed, "model");
+    let backlog = crate::inspect::listen::backlog(srv.port);
     let before = crate::inspect::memory::memory_stats(srv.main_pid).unwrap_or_default();
     let mut swarm = Swarm::new(srv.addr());
     for i in 0..PROBE_CLIENTS {
         let label = format!("m{i}");
         let line = payload::tagged_line(&mut rng, &label);
-        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect]).holding());
+        swarm.add(
+            Session::new(label, vec![Step::Send(line), Step::Expect])
+                .holding()
+                .judging_replies(),
+        );
     }
     swarm.run(RunLimits::both(timing.serve), |_| false);
-    let served = swarm.count(|s| s.ok());
+    let answered = swarm.count(|s| s.served());
+    let echoed = swarm.count(|s| s.ok());
     let during = crate::inspect::memory::memory_stats(srv.main_pid).unwrap_or_default();
     let procs = other_processes(&srv).into_iter().filter(|p| !p.is_zombie()).count();
+    let held = connections_held(srv.main_pid, srv.port);
+    let exit = srv.main_exit();
     swarm.close_all();
-    let model = if served == 0 {
-        Model::Unknown
-    } else if procs >= 2 {
+    let at_once = answered.max(held);
+    let model = if procs >= 2 {
         Model::Process
     } else if during.threads > 1 {
         Model::Thread
-    } else if served >= 2 {
+    } else if exit.is_some() {
+        Model::Unknown
+    } else if at_once >= 2 {
         Model::Event
-    } else {
+    } else if at_once == 1 {
         Model::Iterative
+    } else {
+        Model::Unknown
     };
+    let any_bytes = swarm.sessions.iter().any(|s| s.received > 0);
+    let replies = if echoed > 0 && echoed == answered {
+        Replies::Echo
+    } else if answered > 0 || swarm.sessions.iter().any(|s| s.mismatch.is_some()) {
+        Replies::NotEcho
+    } else if any_bytes {
+        // Bytes came back, right so far, but no line was complete in time: a slow echo.
+        Replies::Echo
+    } else {
+        Replies::None
+    };
+    let not_echoed = swarm.sessions.iter().find(|s| s.mismatch.is_some());
     srv.teardown();
     ModelObservation {
         model,
+        replies,
         evidence: json!({
             "clients_connected_at_once": PROBE_CLIENTS,
-            "clients_served_at_once": served,
+            "clients_answered_at_once": answered,
+            "clients_echoed_exactly": echoed,
+            "connections_held_by_server": held,
             "other_processes_while_connected": procs,
             "threads_before": before.threads,
             "threads_while_connected": during.threads,
+            "listen_backlog": backlog,
+            "replies": replies.as_str(),
+            "reply_example": not_echoed.and_then(|s| s.mismatch.as_ref()).map(|m| json!({
+                "expected": show_bytes(&m.expected, 40),
+                "got": show_bytes(&m.got, 40),
+            })),
+            "server_exit": exit.map(|e| e.to_string()),
         }),
         start_failure: None,
     }
@@ -98,7 +135,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Model::Thread => "it runs more than one thread",
         Model::Event => "it serves several clients at once from one thread with no children",
         Model::Iterative => "it serves one client at a time (a second client waited)",
-        Model::Unknown => "it served no client, so no model could be seen",
+        Model::Unknown => "no model could be seen: it grew no children or threads and answered no client (see server.model_evidence)",
     };
     Outcome::fail(
         0.0,

@@ -3,6 +3,7 @@
 //! A's read for a newline that never comes, and every other client waits with it.
 
 use super::{common::*, Cx, Outcome};
+use crate::report::Model;
 use crate::client::{payload, RunLimits, Session, Step, Swarm};
 use crate::inspect::SocketTable;
 use schemars::JsonSchema;
@@ -31,7 +32,11 @@ impl Params {
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    if let Some(o) = needs_replies(cx) {
+        return o;
+    }
     let t = cx.timing;
+    let cx_model = cx.model.model;
     let mut rng = cx.rng.clone();
     let lines: Vec<Vec<u8>> = (0..p.lines).map(|i| payload::tagged_line(&mut rng, &format!("B{i}"))).collect();
     let srv = match cx.start() {
@@ -57,7 +62,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         .flat_map(|l| [Step::Send(l.clone()), Step::Expect])
         .chain([Step::Close])
         .collect();
-    let b = swarm.add(Session::new("B", steps));
+    let b = swarm.add(Session::new("B", steps).judging_replies());
     swarm.run(RunLimits::both(t.serve), |s| s[b].script_done());
     let sb = &swarm.sessions[b];
     let ev = json!({
@@ -67,23 +72,49 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         "b_bytes_echoed": sb.echoed,
         "b_slowest_echo_ms": sb.expect_waits.iter().max().map(|d| d.as_millis() as u64),
     });
-    if sb.ok() {
+    if sb.served() {
         return Outcome::pass("B was served while A's half line was pending.", ev);
     }
+    // Which descriptor is A's connection in the server, and is a thread blocked reading it?
+    let a_fd = SocketTable::read().server_side_of(port, a_port).and_then(|sock| {
+        crate::inspect::fd_table(srv.main_pid)
+            .into_iter()
+            .find(|e| e.socket_inode == Some(sock.inode))
+            .map(|e| e.fd)
+    });
+    let blocked_on_a = a_fd.is_some_and(|fd| {
+        crate::inspect::task_snapshots(srv.main_pid)
+            .iter()
+            .any(|t| crate::inspect::tasks::reading_fd(t) == Some(fd))
+    });
+    let mut ev = ev;
+    ev["a_fd_in_server"] = json!(a_fd);
+    ev["server_blocked_reading_a"] = json!(blocked_on_a);
     let mut fb = format!(
         "Client A sent half a line (no newline) and stopped; client B then {}.",
         describe(sb, t.serve)
     );
-    if consumed.is_some() {
-        fb.push_str(
-            " The server had read A's bytes and then stopped serving anyone: it is waiting inside \
-             a read for the rest of A's line. In an event-based server, never call a blocking \
-             readline after select/poll says a descriptor is readable: read what is there \
-             (non-blocking), keep the partial line in that client's buffer, and return to the \
-             loop. (A thread or process per client avoids this by blocking only that client.)",
-        );
+    if blocked_on_a {
+        fb.push_str(&format!(
+            " The server had read A's bytes, and /proc shows it blocked in read on A's \
+             connection (descriptor {}): it waits inside a read for the rest of A's line, and \
+             nobody else is served meanwhile.",
+            a_fd.unwrap_or(-1)
+        ));
+        if cx_model == Model::Event {
+            fb.push_str(
+                " In an event-based server, never call a blocking readline after select/poll \
+                 says a descriptor is readable: read what is there (non-blocking), keep the \
+                 partial line in that client's buffer, and return to the loop.",
+            );
+        }
+    } else if consumed.is_some() {
+        fb.push_str(" The server had read A's bytes out of the kernel before B connected.");
     } else {
-        fb.push_str(" The server never even read A's bytes: it is not serving A or B concurrently.");
+        fb.push_str(&format!(
+            " The server had not read A's bytes within {:.1} s either.",
+            t.serve.as_secs_f64()
+        ));
     }
     if let Some(n) = death_note(srv) {
         fb.push(' ');

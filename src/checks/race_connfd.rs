@@ -10,6 +10,7 @@
 //! connected socket has no reader.
 
 use super::{common::*, in_range, Cx, Outcome};
+use crate::report::Model;
 use crate::client::{payload, show_bytes, RunLimits, Session, SessionEnd, Step, Swarm};
 use crate::inspect::{fd_table, sockets::state_name, tasks, SocketTable};
 use schemars::JsonSchema;
@@ -42,7 +43,11 @@ impl Params {
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    if let Some(o) = needs_replies(cx).or_else(|| needs_echo(cx)) {
+        return o;
+    }
     let t = cx.timing;
+    let threaded = cx.model.model == Model::Thread;
     let mut rng = cx.rng.clone();
     let rounds: Vec<Vec<(String, Vec<u8>)>> = (0..p.rounds)
         .map(|r| {
@@ -59,9 +64,11 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
+    let queue = ListenNote::read(srv.port, p.burst);
     let mut total = 0usize;
     for (r, clients) in rounds.into_iter().enumerate() {
         let mut swarm = Swarm::new(srv.addr());
+        let payloads: Vec<Vec<u8>> = clients.iter().map(|(_, l)| l.clone()).collect();
         for (label, line) in clients {
             swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]));
         }
@@ -73,24 +80,22 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         }
         // Evidence while the stuck clients are still connected.
         let proof = sharing_proof(srv.main_pid, srv.port);
-        let never = bad.iter().filter(|s| s.end.is_none() && s.mismatch.is_none()).count();
-        let wrong: Vec<&&Session> = bad.iter().filter(|s| s.mismatch.is_some()).collect();
-        let early = bad
-            .iter()
-            .filter(|s| matches!(s.end, Some(SessionEnd::ClosedEarly | SessionEnd::Reset)) && s.mismatch.is_none())
-            .count();
+        let tally = Tally::of(&bad, &payloads);
+        let shared = proof["shared_descriptors"].as_array().is_some_and(|a| !a.is_empty());
+        let orphans = proof["connections_with_unread_data_and_no_reader"]
+            .as_array()
+            .map_or(0, |a| a.len());
         let mut fb = format!(
-            "In burst {} of {} simultaneous connects, {} of {} clients were not served correctly: \
-             {never} never got their echo, {} got bytes that were not theirs, {early} were closed \
-             early.",
+            "In burst {} of {} simultaneous connects, {} of {} clients were not served \
+             correctly: {}.",
             r + 1,
             p.burst,
             bad.len(),
             p.burst,
-            wrong.len()
+            tally.words(t.idle)
         );
-        if let Some(w) = wrong.first() {
-            let m = w.mismatch.as_ref().expect("filtered on mismatch");
+        if let Some(w) = bad.iter().find(|s| s.mismatch.is_some()) {
+            let m = w.mismatch.as_ref().expect("found by mismatch");
             fb.push_str(&format!(
                 " For example client {} expected \"{}\" but got \"{}\".",
                 w.label,
@@ -98,18 +103,33 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
                 show_bytes(&m.got, 40)
             ));
         }
-        if proof.get("shared_descriptors").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+        if shared {
             fb.push_str(
-                " /proc shows two or more threads blocked reading the same descriptor while other \
-                 connected sockets have no reader: the threads share one connfd.",
+                " /proc shows two or more threads blocked reading the same descriptor while \
+                 other connected sockets have no reader.",
+            );
+        } else if orphans > 0 {
+            fb.push_str(&format!(
+                " /proc shows {} accepted connection(s) with the client's line unread and no \
+                 thread reading them: the server accepted them and nothing serves them.",
+                orphans
+            ));
+        }
+        let race_evidence = threaded && (shared || orphans > 0 || tally.others_bytes > 0);
+        if race_evidence {
+            fb.push_str(
+                " In a server that starts a thread per connection this is the unintended-sharing \
+                 race of passing &connfd to pthread_create: the main thread's next accept \
+                 overwrites connfd before the new thread has read it, so two threads serve one \
+                 descriptor and another connection has none. Give each thread its own copy \
+                 (malloc an int per connection and free it in the thread, or pass the value \
+                 itself).",
             );
         }
-        fb.push_str(
-            " This is the unintended-sharing race of passing &connfd to pthread_create: the main \
-             thread's next accept overwrites connfd before the new thread has read it. Give each \
-             thread its own copy (malloc an int per connection and free it in the thread, or \
-             pass the value itself).",
-        );
+        if let Some(n) = queue.note() {
+            fb.push(' ');
+            fb.push_str(&n);
+        }
         if let Some(d) = death_note(srv) {
             fb.push(' ');
             fb.push_str(&d);
@@ -119,19 +139,114 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             "burst": p.burst,
             "clients_before_failure": total - swarm.sessions.len(),
             "failed_in_round": bad.len(),
-            "never_served": never,
-            "wrong_bytes": wrong.len(),
-            "closed_early": early,
+            "never_connected": tally.never_connected,
+            "connected_never_answered": tally.never_answered,
+            "got_another_clients_bytes": tally.others_bytes,
+            "got_other_wrong_bytes": tally.wrong_bytes,
+            "closed_early": tally.closed_early,
             "stuck_clients": bad.iter().take(5).map(|s| s.label.clone()).collect::<Vec<_>>(),
             "proc": proof,
+            "race_evidence": race_evidence,
+            "listen_queue": queue.evidence(),
         });
         swarm.close_all();
         return Outcome::fail(0.0, fb, ev);
     }
+    let mut fb = format!(
+        "All {total} clients in {} bursts of {} got exactly their own bytes back.",
+        p.rounds, p.burst
+    );
+    if let Some(n) = queue.note() {
+        fb.push(' ');
+        fb.push_str(&n);
+    }
     Outcome::pass(
-        format!("All {total} clients in {} bursts of {} got exactly their own bytes back.", p.rounds, p.burst),
-        json!({ "rounds": p.rounds, "burst": p.burst, "clients_served": total }),
+        fb,
+        json!({ "rounds": p.rounds, "burst": p.burst, "clients_served": total, "listen_queue": queue.evidence() }),
     )
+}
+
+/// What happened to the clients of a burst that were not served.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Never got a connection (SYN retries, or never started: the listen queue stayed full).
+    never_connected: usize,
+    /// Connected, got no reply.
+    never_answered: usize,
+    /// Got bytes of another client's line: the strongest sign of shared descriptors.
+    others_bytes: usize,
+    /// Got other wrong bytes.
+    wrong_bytes: usize,
+    closed_early: usize,
+}
+
+impl Tally {
+    fn of(bad: &[&Session], payloads: &[Vec<u8>]) -> Tally {
+        let mut t = Tally::default();
+        for s in bad {
+            if let Some(m) = &s.mismatch {
+                if got_another_clients_line(s, m, payloads) {
+                    t.others_bytes += 1;
+                } else {
+                    t.wrong_bytes += 1;
+                }
+            } else if matches!(s.end, Some(SessionEnd::ClosedEarly | SessionEnd::Reset)) {
+                t.closed_early += 1;
+            } else if s.connected_at.is_none() {
+                t.never_connected += 1;
+            } else {
+                t.never_answered += 1;
+            }
+        }
+        t
+    }
+
+    fn words(&self, waited: std::time::Duration) -> String {
+        let secs = waited.as_secs_f64();
+        let mut parts = Vec::new();
+        if self.never_connected > 0 {
+            parts.push(format!(
+                "{} never got a connection (the kernel had not completed their connects when the burst ended)",
+                self.never_connected
+            ));
+        }
+        if self.never_answered > 0 {
+            parts.push(format!(
+                "{} connected and got no reply within {secs:.1} s",
+                self.never_answered
+            ));
+        }
+        if self.others_bytes > 0 {
+            parts.push(format!("{} got another client's line", self.others_bytes));
+        }
+        if self.wrong_bytes > 0 {
+            parts.push(format!("{} got bytes that were not their echo", self.wrong_bytes));
+        }
+        if self.closed_early > 0 {
+            parts.push(format!(
+                "{} had their connection closed or reset before their echo came back",
+                self.closed_early
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Whether what a client received is (the start of) another client's line.
+fn got_another_clients_line(s: &Session, m: &crate::client::Mismatch, payloads: &[Vec<u8>]) -> bool {
+    let Some(own) = payloads.iter().find(|l| l.starts_with(format!("{} ", s.label).as_bytes())) else {
+        return false;
+    };
+    let at = m.offset as usize;
+    if at > own.len() || m.got.is_empty() {
+        return false;
+    }
+    let mut seen = own[..at].to_vec();
+    seen.extend_from_slice(&m.got);
+    payloads
+        .iter()
+        .filter(|l| *l != own)
+        .any(|l| l.starts_with(&seen[..seen.len().min(l.len())]) || seen.starts_with(l))
 }
 
 /// Threads blocked reading the same descriptor, and connected sockets nobody reads.

@@ -176,7 +176,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     for i in 0..p.simultaneous {
         let label = format!("m{i}");
         let line = payload::tagged_line(&mut rng, &label);
-        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]));
+        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]).judging_replies());
     }
     for i in 0..p.early_leavers {
         let lines: Vec<u8> = (0..20).flat_map(|j| payload::tagged_line(&mut rng, &format!("e{i}-{j}"))).collect();

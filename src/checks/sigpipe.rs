@@ -55,7 +55,21 @@ impl Params {
     }
 }
 
+/// Whether the server's stderr says a write failed on a closed connection.
+fn says_write_failed(stderr: &str) -> bool {
+    ["Broken pipe", "EPIPE", "Connection reset", "ECONNRESET"]
+        .iter()
+        .any(|w| stderr.contains(w))
+}
+
+fn last_line(tail: &str) -> String {
+    crate::report::sanitize(tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    if let Some(o) = needs_replies(cx) {
+        return o;
+    }
     let t = cx.timing;
     let mut rng = cx.rng.clone();
     let srv = match cx.start() {
@@ -74,11 +88,16 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         }
         for i in 0..p.resetters {
             let lines: Vec<u8> = (0..RESETTER_LINES).flat_map(|j| payload::tagged_line(&mut rng, &format!("r{round}-{i}-{j}"))).collect();
-            swarm.add(Session::new(format!("resetter{i}"), vec![Step::Send(lines), Step::Reset]));
+            // Reset once the server is echoing, with most lines still unread: its next writes
+            // then meet a reset connection (ECONNRESET, then EPIPE) every time, rather than
+            // only when the reset happens to land mid-echo.
+            swarm.add(Session::new(format!("resetter{i}"), vec![Step::Send(lines), Step::AwaitReply, Step::Reset]));
         }
         swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
+        let answered = swarm.sessions.iter().any(|s| s.received > 0);
         drop(swarm);
-        if srv.main_exit().is_some() {
+        if srv.main_exit().is_some() || !answered {
+            // Dead; or it answers nobody, and more rounds would only wait the same.
             break;
         }
     }
@@ -93,7 +112,15 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if dead.is_none() {
         let after = probe(srv, &mut rng, "after", t.serve);
         dead = srv.main_exit();
-        if dead.is_none() && after.ok() {
+        if dead.is_none() && !after.served() {
+            // Refused or unanswered: it may be on its way out (closing its descriptors before
+            // it becomes a zombie). Give its exit the grace to show.
+            wait_until(t.grace, || {
+                dead = srv.main_exit();
+                dead.is_some()
+            });
+        }
+        if dead.is_none() && after.served() {
             return Outcome::pass(
                 format!("The server survived {clients} clients that left early and went on serving."),
                 json!({ "early_leavers": clients, "still_serving": true }),
@@ -120,15 +147,30 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
              (signal(SIGPIPE, SIG_IGN)) and treat the EPIPE error from write as the end of that \
              one connection."
         ),
-        MainExit::Status(Exit::Code(c)) => format!(
+        MainExit::Status(Exit::Code(c)) if says_write_failed(&srv.stderr.last(2048)) => format!(
             "The server exited with status {c} when clients left early ({clients} clients sent \
-             lines and closed or reset at once). A write to a closed connection fails with \
-             EPIPE or ECONNRESET; csapp's Rio_writen wrapper calls exit on any error, which ends \
-             the whole server. Check the write's result yourself and close only that connection."
+             lines and closed or reset at once), after reporting a failed write on stderr \
+             (\"{}\"). A write to a closed connection fails with EPIPE or ECONNRESET; a wrapper \
+             that exits on any error (csapp's Rio_writen) ends the whole server. Check the \
+             write's result yourself and close only that connection.",
+            last_line(&srv.stderr.last(2048))
+        ),
+        MainExit::Status(Exit::Code(c)) => format!(
+            "The server exited with status {c} while clients were leaving early ({clients} \
+             clients sent lines and closed or reset at once){}. It must go on serving after a \
+             client leaves.",
+            match last_line(&srv.stderr.last(2048)).as_str() {
+                "" => String::new(),
+                l => format!("; the last it wrote on stderr: \"{l}\""),
+            }
         ),
         other => format!(
-            "The server {other} when clients left early ({clients} clients sent lines and closed \
-             or reset at once). It must survive a failed write and close only that connection."
+            "The server {other} while clients were leaving early ({clients} clients sent lines \
+             and closed or reset at once){}. It must go on serving after a client leaves.",
+            match last_line(&srv.stderr.last(2048)).as_str() {
+                "" => String::new(),
+                l => format!("; the last it wrote on stderr: \"{l}\""),
+            }
         ),
     };
     Outcome::fail(0.0, fb, json!({ "early_leavers": clients, "server": how.to_string() }))

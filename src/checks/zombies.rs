@@ -63,6 +63,9 @@ fn zombie_children(pid: i32) -> usize {
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    if let Some(o) = needs_replies(cx) {
+        return o;
+    }
     let t = cx.timing;
     let mut rng = cx.rng.clone();
     let srv = match cx.start() {
@@ -82,7 +85,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     for i in 0..n {
         let label = format!("b{i}");
         let line = payload::tagged_line(&mut rng, &label);
-        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect]).holding());
+        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect]).holding().judging_replies());
     }
     swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
     let live_children = children(srv).iter().filter(|c| !c.is_zombie()).count();

@@ -16,6 +16,8 @@ pub enum Step {
     Expect,
     /// Keep writing this chunk over and over until [`Session::stop_stream`] is called.
     Stream(Vec<u8>),
+    /// Wait until the server has sent back at least one byte (of anything).
+    AwaitReply,
     /// Half-close: shutdown(SHUT_WR).
     ShutdownWrite,
     /// Close the connection (FIN).
@@ -78,6 +80,16 @@ pub struct Session {
     pub sent: u64,
     pub echoed: u64,
     pub mismatch: Option<Mismatch>,
+    /// Every byte the server sent back, right or wrong.
+    pub received: u64,
+    /// When the server's first byte arrived.
+    pub first_reply_at: Option<Instant>,
+    /// Judge service by replies, not by exact echo (see [`Session::judging_replies`]).
+    judge_replies: bool,
+    /// Bytes of the current `Send` step, and what came back since it started.
+    sent_since_send: u64,
+    received_since_send: u64,
+    newline_since_send: bool,
     pub end: Option<SessionEnd>,
     pub(crate) read_closed: bool,
     pub started: Option<Instant>,
@@ -121,6 +133,12 @@ impl Session {
             sent: 0,
             echoed: 0,
             mismatch: None,
+            received: 0,
+            first_reply_at: None,
+            judge_replies: false,
+            sent_since_send: 0,
+            received_since_send: 0,
+            newline_since_send: false,
             end: None,
             read_closed: false,
             started: None,
@@ -142,9 +160,34 @@ impl Session {
         self
     }
 
+    /// Count any reply as service: a wrong byte is recorded (`mismatch`) but does not end the
+    /// session, and an `Expect` step is met by a reply to the line (a newline, or as many bytes
+    /// as were sent) as well as by the exact echo. For checks that judge concurrency or
+    /// resources, where an upper-casing server *is* serving its clients.
+    pub fn judging_replies(mut self) -> Session {
+        self.judge_replies = true;
+        self
+    }
+
     /// Whether the script ran to its end without a wrong byte.
     pub fn ok(&self) -> bool {
         self.end == Some(SessionEnd::Done) && self.mismatch.is_none()
+    }
+
+    /// Whether the script ran to its end: every line was echoed, or (when judging replies)
+    /// answered.
+    pub fn served(&self) -> bool {
+        self.end == Some(SessionEnd::Done) && (self.mismatch.is_none() || self.judge_replies)
+    }
+
+    /// Whether the current `Expect` step is met.
+    fn expect_met(&self) -> bool {
+        if self.judge_replies && self.mismatch.is_some() {
+            self.received_since_send > 0
+                && (self.newline_since_send || self.received_since_send >= self.sent_since_send)
+        } else {
+            self.missing() == 0
+        }
     }
 
     pub fn is_finished(&self) -> bool {
@@ -271,6 +314,9 @@ impl Session {
             };
             match step {
                 Step::Send(bytes) => {
+                    self.sent_since_send = bytes.len() as u64;
+                    self.received_since_send = 0;
+                    self.newline_since_send = false;
                     self.out = bytes;
                     self.out_off = 0;
                 }
@@ -279,7 +325,7 @@ impl Session {
                     self.streaming = Some(chunk);
                 }
                 Step::Expect => {
-                    if self.missing() > 0 {
+                    if !self.expect_met() {
                         if self.expect_since.is_none() {
                             self.expect_since = Some(now);
                         }
@@ -289,6 +335,11 @@ impl Session {
                         self.expect_waits.push(now - since);
                     } else {
                         self.expect_waits.push(Duration::ZERO);
+                    }
+                }
+                Step::AwaitReply => {
+                    if self.received == 0 {
+                        return changed;
                     }
                 }
                 Step::ShutdownWrite => {
@@ -336,7 +387,9 @@ impl Session {
                     moved = true;
                     self.sent += n as u64;
                     if self.out_off < self.out.len() {
-                        self.unechoed.extend(&chunk[..n]);
+                        if !self.replies_only() {
+                            self.unechoed.extend(&chunk[..n]);
+                        }
                         self.out_off += n;
                     } else {
                         self.stream_sent += n as u64;
@@ -405,8 +458,15 @@ impl Session {
                 }
                 Ok(n) => {
                     moved = true;
+                    self.note_reply(&buf[..n], now);
+                    if self.replies_only() {
+                        continue;
+                    }
                     self.check_echo(&buf[..n]);
-                    if self.mismatch.is_some() {
+                    if self.replies_only() {
+                        // From here on only replies count: nothing is owed byte for byte.
+                        self.unechoed.clear();
+                    } else if self.mismatch.is_some() {
                         // A wrong byte decides this client; stop reading it.
                         self.finish(SessionEnd::Done, now);
                         return true;
@@ -426,6 +486,18 @@ impl Session {
             }
         }
         moved | self.advance(now)
+    }
+
+    /// After a wrong byte, a session judging replies only counts what comes back.
+    fn replies_only(&self) -> bool {
+        self.judge_replies && self.mismatch.is_some()
+    }
+
+    fn note_reply(&mut self, got: &[u8], now: Instant) {
+        self.received += got.len() as u64;
+        self.received_since_send += got.len() as u64;
+        self.newline_since_send |= got.contains(&b'\n');
+        self.first_reply_at.get_or_insert(now);
     }
 
     fn check_echo(&mut self, got: &[u8]) {
@@ -538,6 +610,28 @@ mod tests {
         s.check_echo(b"cX");
         let m = s.mismatch.as_ref().unwrap();
         assert_eq!((m.offset, m.got.as_slice()), (14, b"X".as_slice()));
+    }
+
+    #[test]
+    fn a_session_judging_replies_takes_any_answered_line_as_served() {
+        let mut s = Session::new("t", vec![]).judging_replies();
+        s.sent_since_send = 6;
+        s.unechoed.extend(b"hello\n");
+        s.note_reply(b"HELLO\n", Instant::now());
+        s.check_echo(b"HELLO\n");
+        assert!(s.mismatch.is_some());
+        assert!(s.replies_only());
+        assert!(s.expect_met(), "a whole reply line meets Expect");
+        let mut half = Session::new("t", vec![]).judging_replies();
+        half.sent_since_send = 6;
+        half.unechoed.extend(b"hello\n");
+        half.mismatch = Some(Mismatch {
+            offset: 0,
+            expected: vec![],
+            got: vec![],
+        });
+        half.note_reply(b"HE", Instant::now());
+        assert!(!half.expect_met(), "half a reply is not yet an answer");
     }
 
     #[test]

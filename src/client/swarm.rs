@@ -37,11 +37,20 @@ pub enum RunEnd {
     Overall,
 }
 
+/// Connects paced to the server's listen queue (see [`Swarm::start_connects`]).
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    port: u16,
+    backlog: usize,
+}
+
 /// A set of client sessions against one server.
 pub struct Swarm {
     pub addr: SocketAddr,
     pub sessions: Vec<Session>,
     buf: Vec<u8>,
+    /// The listen queue, once looked up (`Some(None)`: no sock_diag, connects unpaced).
+    pace: Option<Option<Pace>>,
 }
 
 impl Swarm {
@@ -50,7 +59,58 @@ impl Swarm {
             addr,
             sessions: Vec::new(),
             buf: vec![0u8; 64 * 1024],
+            pace: None,
         }
+    }
+
+    /// Start the connects that may start now. Returns whether any did.
+    ///
+    /// Connects start only while the server's listen queue has room for them: connections
+    /// waiting to be accepted plus connects under way stay within its backlog (read once, by
+    /// sock_diag). A burst larger than the queue would otherwise have its SYNs dropped by the
+    /// kernel, and those clients would wait in SYN retransmission (1 s, 3 s, 7 s...) whatever
+    /// the server does: a small `listen(fd, 5)` is not a concurrency bug, and no check may
+    /// mistake it for one. With a backlog at least the number of sessions (1024 is usual),
+    /// every connect starts at once, as if unpaced.
+    fn start_connects(&mut self, now: Instant) -> bool {
+        let waiting = self
+            .sessions
+            .iter()
+            .filter(|s| s.phase == Phase::NotStarted)
+            .count();
+        if waiting == 0 {
+            return false;
+        }
+        if waiting > 1 && self.pace.is_none() {
+            let port = self.addr.port();
+            self.pace = Some(crate::inspect::listen::backlog(port).map(|b| Pace {
+                port,
+                backlog: (b as usize).max(1),
+            }));
+        }
+        let room = match self.pace.flatten() {
+            Some(p) if p.backlog < self.sessions.len() => {
+                let connecting = self
+                    .sessions
+                    .iter()
+                    .filter(|s| s.phase == Phase::Connecting)
+                    .count();
+                let queued = crate::inspect::listen::queued(p.port).unwrap_or(0) as usize;
+                p.backlog.saturating_sub(connecting + queued)
+            }
+            _ => waiting,
+        };
+        let mut started = 0;
+        for s in self
+            .sessions
+            .iter_mut()
+            .filter(|s| s.phase == Phase::NotStarted)
+            .take(room)
+        {
+            s.start_connect(&self.addr, now);
+            started += 1;
+        }
+        started > 0
     }
 
     /// Add a session; it connects at the next `run`.
@@ -69,15 +129,11 @@ impl Swarm {
     ) -> RunEnd {
         let start = Instant::now();
         let mut last_progress = start;
-        for s in self
-            .sessions
-            .iter_mut()
-            .filter(|s| s.phase == Phase::NotStarted)
-        {
-            s.start_connect(&self.addr, start);
-        }
         let end = loop {
             let now = Instant::now();
+            if self.start_connects(now) {
+                last_progress = now;
+            }
             if stop(&mut self.sessions) || crate::supervise::interrupt::requested() {
                 break RunEnd::Stopped;
             }

@@ -6,6 +6,7 @@
 //! disturbs it; a process that vanishes mid-read is skipped, never an error.
 
 pub mod fds;
+pub mod listen;
 pub mod memory;
 pub mod procs;
 pub mod sockets;

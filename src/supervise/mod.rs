@@ -87,9 +87,24 @@ impl ServerSpec {
     }
 }
 
+/// What the server gets as its standard input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StdinSource {
+    /// A pipe the grader holds open and never writes: like a terminal nobody types at. A server
+    /// that selects on stdin (CS:APP Fig. 12.6) waits on it instead of reading EOF and exiting.
+    #[default]
+    Pipe,
+    /// /dev/null: reads return EOF at once.
+    Null,
+    /// This file's contents.
+    File(PathBuf),
+}
+
 /// How every instance is confined: limits, cgroups, user.
 #[derive(Debug, Clone, Default)]
 pub struct Sandbox {
+    /// The server's standard input.
+    pub stdin: StdinSource,
     pub limits: Limits,
     /// Make a cgroup per instance where the host allows it.
     pub cgroups: bool,
@@ -103,10 +118,19 @@ pub enum StartFailure {
     /// exec itself failed.
     Spawn(String),
     /// The server exited before it listened.
-    Exited { exit: Exit, stderr_tail: String },
+    Exited {
+        exit: Exit,
+        port: u16,
+        stderr_tail: String,
+    },
     /// Nothing of the server's tree listened on the port by the deadline.
     NotListening {
         waited: Duration,
+        port: u16,
+        /// Ports the server's processes do listen on (a fixed port, say).
+        other_ports: Vec<u16>,
+        /// Whether a thread of the server was blocked reading its standard input.
+        reading_stdin: bool,
         stderr_tail: String,
     },
 }
@@ -115,19 +139,56 @@ impl std::fmt::Display for StartFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartFailure::Spawn(e) => write!(f, "the server could not be started: {e}"),
-            StartFailure::Exited { exit, .. } => write!(
-                f,
-                "the server {exit} before it listened on its port (is it reading the port from \
-                 argv[1] and calling listen()?)"
-            ),
-            StartFailure::NotListening { waited, .. } => write!(
-                f,
-                "the server did not listen on the port it was given within {:.1} s (check that \
-                 it binds the port from argv[1] and calls listen())",
-                waited.as_secs_f64()
-            ),
+            StartFailure::Exited {
+                exit,
+                port,
+                stderr_tail,
+            } => {
+                write!(f, "the server {exit} before it listened on port {port}")?;
+                match last_lines(stderr_tail, 3) {
+                    Some(l) => write!(f, "; the last it wrote on stderr: \"{l}\""),
+                    None => write!(f, ", and wrote nothing on stderr"),
+                }
+            }
+            StartFailure::NotListening {
+                waited,
+                port,
+                other_ports,
+                reading_stdin,
+                ..
+            } => {
+                let secs = waited.as_secs_f64();
+                match other_ports.as_slice() {
+                    [] => write!(
+                        f,
+                        "the server did not listen on any TCP port within {secs:.1} s (the port \
+                         given as its argument was {port})"
+                    )?,
+                    ports => write!(
+                        f,
+                        "the server listens on port {}, not on the port given as its argument \
+                         ({port})",
+                        ports
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )?,
+                }
+                if *reading_stdin {
+                    write!(f, "; it was waiting to read its standard input")?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// The last `n` non-empty lines of a tail, joined by " / ", if there are any.
+fn last_lines(tail: &str, n: usize) -> Option<String> {
+    let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
+    let keep = &lines[lines.len().saturating_sub(n)..];
+    (!keep.is_empty()).then(|| crate::report::sanitize(&keep.join(" / ")))
 }
 
 impl StartFailure {
@@ -152,6 +213,8 @@ pub struct Server {
     pub listen_inodes: Vec<u64>,
     pub stdout: Tail,
     pub stderr: Tail,
+    /// The write end of the server's stdin pipe: held, never written, closed at teardown.
+    _stdin: Option<std::process::ChildStdin>,
     pidfd: Option<std::os::fd::OwnedFd>,
     statuses: HashMap<Pid, Exit>,
     torn_down: Option<TeardownReport>,
@@ -196,8 +259,9 @@ impl Server {
             ),
             run_as: sandbox.run_as.clone(),
         };
-        let mut child = spawn::spawn(&spec.program, &args, env, confine)
+        let mut child = spawn::spawn(&spec.program, &args, env, &sandbox.stdin, confine)
             .map_err(|e| StartFailure::Spawn(e.to_string()))?;
+        let stdin = child.stdin.take();
         let pid = child.id() as Pid;
         let stdout = Tail::new(TAIL_CAP);
         let stderr = Tail::new(TAIL_CAP);
@@ -222,6 +286,7 @@ impl Server {
             listen_inodes: Vec::new(),
             stdout,
             stderr,
+            _stdin: stdin,
             pidfd,
             statuses: HashMap::new(),
             torn_down: None,
@@ -256,13 +321,22 @@ impl Server {
                 if self.tree().is_empty() {
                     return Err(StartFailure::Exited {
                         exit,
+                        port: self.port,
                         stderr_tail: self.stderr.last(2048),
                     });
                 }
             }
             if start.elapsed() >= deadline {
+                let tree = self.tree();
                 return Err(StartFailure::NotListening {
                     waited: start.elapsed(),
+                    port: self.port,
+                    other_ports: listening_ports(&tree, &sockets),
+                    reading_stdin: tree.iter().any(|&p| {
+                        inspect::task_snapshots(p)
+                            .iter()
+                            .any(|t| inspect::tasks::reading_fd(t) == Some(0))
+                    }),
                     stderr_tail: self.stderr.last(2048),
                 });
             }
@@ -404,6 +478,20 @@ impl Server {
         }
         None
     }
+}
+
+/// The TCP ports that processes of `tree` listen on.
+fn listening_ports(tree: &[Pid], sockets: &SocketTable) -> Vec<u16> {
+    let mut ports: Vec<u16> = tree
+        .iter()
+        .flat_map(|&p| inspect::fds::socket_inodes(p))
+        .filter_map(|i| sockets.by_inode(i))
+        .filter(|s| s.state == procfs::net::TcpState::Listen)
+        .map(|s| s.local_port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// How the listening process ended.

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use super::limits::RlimitPlan;
 use super::privilege::RunAs;
+use super::StdinSource;
 
 /// How the child confines itself before exec.
 pub(crate) struct Confinement {
@@ -21,12 +22,17 @@ pub(crate) fn spawn(
     program: &Path,
     args: &[OsString],
     env: &[(OsString, OsString)],
+    stdin: &StdinSource,
     confine: Confinement,
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(match stdin {
+            StdinSource::Pipe => Stdio::piped(),
+            StdinSource::Null => Stdio::null(),
+            StdinSource::File(path) => Stdio::from(std::fs::File::open(path)?),
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec and makes only system calls
