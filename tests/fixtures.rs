@@ -22,6 +22,28 @@ struct Case {
     says: &'static [(&'static str, &'static str)],
 }
 
+/// The human report as a student reads it, with every number replaced by `N` (timings, pids
+/// and ports change from run to run; words must not) and the checks whose verdict is left to
+/// chance (`any`) left out.
+fn human_text(report: &serde_json::Value, varies: &[&str]) -> String {
+    let mut r: echograde::report::Report =
+        serde_json::from_value(report.clone()).expect("the report deserializes");
+    r.checks.retain(|c| !varies.contains(&c.id.as_str()));
+    let text = echograde::report::render::human(&r, true);
+    let mut out = String::with_capacity(text.len());
+    let mut in_number = false;
+    for ch in text.chars() {
+        let digit = ch.is_ascii_digit() || (in_number && ch == '.');
+        if digit && !in_number {
+            out.push('N');
+        } else if !digit {
+            out.push(ch);
+        }
+        in_number = digit;
+    }
+    out
+}
+
 /// Cause-claims no report may make without the evidence for them (see `claims_without_evidence`).
 fn claims_without_evidence(report: &serde_json::Value) -> Vec<String> {
     let mut wrong = Vec::new();
@@ -87,6 +109,7 @@ fn check(case: &Case) {
     .expect("schema compiles");
     let mut wrong: Vec<String> = Vec::new();
     let mut scores: Vec<f64> = Vec::new();
+    let mut first_text: Option<String> = None;
     for run in 0..repeat {
         let seed = (42 + run).to_string();
         let (code, report, stderr) = grade_json(&bin, &["--seed", &seed]);
@@ -120,6 +143,18 @@ fn check(case: &Case) {
             }
         }
         scores.push(report["score"].as_f64().expect("score"));
+        // Every text a student reads, reviewed once (the snapshot) and the same run after run.
+        let text = human_text(&report, case.any);
+        match &first_text {
+            None => {
+                insta::assert_snapshot!(case.name.replace('/', "__"), text);
+                first_text = Some(text);
+            }
+            Some(t0) if *t0 != text => {
+                wrong.push(format!("run {run}: the report's words differ from run 0:\n{text}"))
+            }
+            Some(_) => {}
+        }
         for (id, words) in case.says {
             let fb = report["checks"]
                 .as_array()
