@@ -69,7 +69,15 @@ pub fn private_copy(bin: &Path) -> (tempfile::TempDir, PathBuf) {
         .unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let copy = d.path().join(bin.file_name().unwrap());
-    std::fs::copy(bin, &copy).unwrap();
+    // Copied by `cp`, not in this process: a descriptor open for writing here could be
+    // inherited by a child another test thread is forking, and exec'ing the copy would then
+    // fail with ETXTBSY until that child has exec'd.
+    let st = std::process::Command::new("cp")
+        .arg(bin)
+        .arg(&copy)
+        .status()
+        .expect("run cp");
+    assert!(st.success(), "cp {} {}", bin.display(), copy.display());
     (d, copy)
 }
 
