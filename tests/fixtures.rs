@@ -185,12 +185,6 @@ fn check(case: &Case) {
                 case.name
             );
         }
-        let left = processes_running(&bin);
-        assert!(
-            left.is_empty(),
-            "{}: processes left after grading: {left:?}",
-            case.name
-        );
     }
     let differ = scores.iter().filter(|s| **s != scores[0]).count();
     eprintln!(

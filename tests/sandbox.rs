@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn is_root() -> bool {
@@ -39,7 +40,12 @@ fn as_root_the_server_cannot_write_where_the_report_goes() {
     );
     let v: serde_json::Value =
         serde_saphyr::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(v["server"]["containment"]["user"], "nobody");
+    // The grader's default user: `echograde` where the machine has one, else `nobody`.
+    let user = match nix::unistd::User::from_name("echograde") {
+        Ok(Some(_)) => "echograde",
+        _ => "nobody",
+    };
+    assert_eq!(v["server"]["containment"]["user"], user);
     assert_eq!(v["checks"][0]["status"], "pass");
     assert_eq!(v["score"], 8.0, "the report is the grader's own");
 }
@@ -65,40 +71,50 @@ fn isolated_network_grades_on_its_own_loopback() {
 
 #[test]
 fn an_interrupted_grader_kills_the_server_and_writes_what_it_has() {
-    let bin = fixture("iterative");
+    // The server sits in a private (0700) folder, as it does in a clone under /root or in
+    // `mktemp -d`: as root the grader then runs it as another user from a copy of its own. So
+    // the server is found the way the grader runs it, as a process descending from grade, not
+    // by its path.
+    let (_private, bin) = private_copy(&fixture("iterative"));
     let d = tempfile::tempdir().unwrap();
     let report = d.path().join("report.json");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("grade"))
-        .args(["--format", "json", "--seed", "1", "--output"])
-        .arg(&report)
-        .arg(&bin)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until a server instance is running (observed in /proc), then interrupt.
+    let args: Vec<std::ffi::OsString> = vec![
+        "--format".into(),
+        "json".into(),
+        "--seed".into(),
+        "1".into(),
+        "--output".into(),
+        report.clone().into(),
+        bin.clone().into(),
+    ];
+    let run = Contained::spawn(&args, Stdio::null(), Stdio::null());
+    let grade_exe = std::fs::canonicalize(grade_bin()).unwrap();
+    // Wait until a server instance is running under grade (observed in /proc: a descendant
+    // that has exec'd something other than grade), then interrupt grade.
     let start = Instant::now();
-    while processes_running(&bin).is_empty() {
+    let grade = loop {
+        if let Some(grade) = run.program_pid() {
+            let server_running = descendants_of(grade).into_iter().any(|p| {
+                std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe != grade_exe)
+            });
+            if server_running {
+                break grade;
+            }
+        }
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "no server started"
         );
         std::thread::sleep(Duration::from_millis(5));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(3), "an interrupted run exits 3");
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(grade), nix::sys::signal::SIGINT).unwrap();
+    let (out, leftovers) = run.wait_with_output();
+    assert_eq!(out.status.code(), Some(3), "an interrupted run exits 3");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(v["status"], "error");
     assert!(v["error"].as_str().unwrap().contains("interrupted"));
-    assert!(
-        processes_running(&bin).is_empty(),
-        "server processes left after the interrupt"
-    );
+    assert_nothing_left(&leftovers, "the interrupted grading");
 }
 
 #[test]
