@@ -150,9 +150,9 @@ fn check(case: &Case) {
                 insta::assert_snapshot!(case.name.replace('/', "__"), text);
                 first_text = Some(text);
             }
-            Some(t0) if *t0 != text => {
-                wrong.push(format!("run {run}: the report's words differ from run 0:\n{text}"))
-            }
+            Some(t0) if *t0 != text => wrong.push(format!(
+                "run {run}: the report's words differ from run 0:\n{text}"
+            )),
             Some(_) => {}
         }
         for (id, words) in case.says {

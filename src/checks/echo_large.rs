@@ -305,3 +305,58 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     }
     Outcome::fail(passed as f64 / total_cases as f64, fb, ev)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(name: &'static str, lines: Vec<Vec<u8>>) -> Case {
+        Case { name, lines, steps: Vec::new() }
+    }
+
+    fn failure(line: usize, line_len: usize, offset: u64, got: &[u8], closed: bool) -> Failure {
+        Failure { line, line_len, offset, got: got.to_vec(), closed, lines_before: line - 1 }
+    }
+
+    #[test]
+    fn an_extra_nul_after_a_line_is_named() {
+        let c = case("long lines", vec![b"\n".to_vec(), vec![b'a'; 99].into_iter().chain([b'\n']).collect()]);
+        let h = failure(2, 100, 0, b"\0aaa", false).hint(&c, Model::Process).unwrap();
+        assert!(h.contains("One extra NUL byte came back after line 1"), "{h}");
+    }
+
+    #[test]
+    fn a_close_on_a_one_byte_line_is_named() {
+        let c = case("long lines", vec![b"\n".to_vec()]);
+        let h = failure(1, 1, 0, b"", true).hint(&c, Model::Thread).unwrap();
+        assert!(h.contains("single byte"), "{h}");
+    }
+
+    #[test]
+    fn a_line_cut_after_n_bytes_is_named_with_n() {
+        let long: Vec<u8> = vec![b'x'; 8191].into_iter().chain([b'\n']).collect();
+        let c = case("long lines", vec![long]);
+        let h = failure(1, 8192, 1024, b"", false).hint(&c, Model::Thread).unwrap();
+        assert!(h.contains("stopped after 1024 bytes"), "{h}");
+    }
+
+    #[test]
+    fn lost_pipelined_lines_get_event_loop_advice_only_for_event_servers() {
+        let lines: Vec<Vec<u8>> = (0..5).map(|i| format!("line{i}\n").into_bytes()).collect();
+        let c = case(PIPELINED, lines);
+        let f = failure(2, 6, 0, b"", false);
+        let event = f.hint(&c, Model::Event).unwrap();
+        let thread = f.hint(&c, Model::Thread).unwrap();
+        assert!(event.contains("select/poll"), "{event}");
+        assert!(!thread.contains("select"), "{thread}");
+        assert!(thread.contains("Only the first 1 of the 5 lines"), "{thread}");
+    }
+
+    #[test]
+    fn wrong_bytes_of_no_known_shape_get_no_guess() {
+        let c = case("long lines", vec![b"hello\n".to_vec()]);
+        let f = failure(1, 6, 0, b"HELLO\n", false);
+        assert_eq!(f.hint(&c, Model::Process), None);
+        assert_eq!(generic_advice(&f, c.name), None);
+    }
+}
