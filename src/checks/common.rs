@@ -27,9 +27,10 @@ pub struct Unserved {
 }
 
 /// Clients one after another, each sending a line and waiting for its echo. Stops at the first
-/// client not served (a stuck server would otherwise cost a deadline per client), and when the
+/// client not served (a stuck server would otherwise cost a deadline per client), when the
 /// whole sequence takes longer than `budget` (a server slow enough to need that is not
-/// measurable in reasonable time; a correct one needs milliseconds per client).
+/// measurable in reasonable time; a correct one needs milliseconds per client), and when the
+/// check reaches its bound.
 pub fn sequential_clients(
     srv: &Server,
     rng: &mut ChaCha8Rng,
@@ -40,6 +41,15 @@ pub fn sequential_clients(
 ) -> Result<u32, Unserved> {
     let start = Instant::now();
     for i in 0..n {
+        if crate::timing::check_bound_reached() {
+            return Err(Unserved {
+                served: i,
+                why: format!(
+                    "the check reached its time bound after {i} clients one after another ({:.1} s)",
+                    start.elapsed().as_secs_f64()
+                ),
+            });
+        }
         let s = probe(srv, rng, &format!("{prefix}{i}"), deadline);
         if !s.ok() {
             return Err(Unserved {
@@ -78,8 +88,14 @@ pub fn workload_failed(srv: &mut Server, u: &Unserved, what: &str) -> super::Out
     )
 }
 
-/// What happened to a client that did not get its echo, in plain words.
+/// What happened to a client that did not get its echo, in plain words. `waited` is the
+/// deadline it had; when the check's bound cut the wait short, the time it really waited is
+/// told instead.
 pub fn describe(s: &Session, waited: Duration) -> String {
+    let waited = s
+        .expect_since
+        .or(s.started)
+        .map_or(waited, |since| waited.min(since.elapsed()));
     if let Some(m) = &s.mismatch {
         return format!(
             "byte {} of its echo was wrong: expected \"{}\", got \"{}\"",
@@ -121,7 +137,10 @@ pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> Option<
         if cond() {
             return Some(start.elapsed());
         }
-        if start.elapsed() >= deadline || crate::supervise::interrupt::requested() {
+        if start.elapsed() >= deadline
+            || crate::supervise::interrupt::requested()
+            || crate::timing::check_bound_reached()
+        {
             return None;
         }
         std::thread::sleep(Duration::from_millis(4));

@@ -43,6 +43,11 @@ struct Case {
     advice: &'static str,
 }
 
+/// The longest this check may wait, its deadlines added up. Start, then four cases of at most 2 × serve each.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.serve * 2 * 4
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let mut rng = cx.rng.clone();

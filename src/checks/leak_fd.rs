@@ -38,6 +38,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, the sequential clients (3 × idle, and the last one's serve), the simultaneous ones (3 × idle), the grace to close.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3 + t.serve + t.idle * 3 + t.grace
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let mut rng = cx.rng.clone();

@@ -21,6 +21,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, then the one client.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.serve
+}
+
 pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
     let t = cx.timing;
     let mut rng = cx.rng.clone();

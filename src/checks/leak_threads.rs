@@ -31,6 +31,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, the sequential connections (3 × idle and a serve), the threads' exit (grace).
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3 + t.serve + t.grace
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let mut rng = cx.rng.clone();

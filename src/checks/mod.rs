@@ -98,6 +98,8 @@ pub struct Cx<'a> {
     /// The concurrency model observed before the checks ran.
     pub model: &'a ModelObservation,
     pub launcher: &'a Launcher,
+    /// When this check's bound runs out (the client engine and `wait_until` stop there).
+    pub deadline: std::time::Instant,
     server: Option<Server>,
 }
 
@@ -108,12 +110,14 @@ impl<'a> Cx<'a> {
         timing: Timing,
         model: &'a ModelObservation,
         launcher: &'a Launcher,
+        deadline: std::time::Instant,
     ) -> Cx<'a> {
         Cx {
             timing,
             rng: check_rng(seed, id),
             model,
             launcher,
+            deadline,
             server: None,
         }
     }
@@ -136,7 +140,7 @@ impl<'a> Cx<'a> {
             &self.launcher.spec,
             port,
             &env,
-            self.timing.ready,
+            crate::timing::within_check(self.timing.ready),
             &self.launcher.sandbox,
         ) {
             Ok(s) => Ok(self.server.insert(s)),
@@ -189,6 +193,9 @@ pub struct Planned<'r> {
     pub id: &'static str,
     pub title: &'static str,
     pub points: u32,
+    /// The longest this check may take: the sum of its deadlines (its module's `bound`) and
+    /// its instance's teardown.
+    pub bound: Box<dyn Fn(Timing) -> std::time::Duration + 'r>,
     pub run: Box<dyn Fn(&mut Cx) -> Outcome + 'r>,
 }
 
@@ -219,6 +226,7 @@ macro_rules! checks {
                             id: $id,
                             title: $module::TITLE,
                             points: e.points,
+                            bound: Box::new(move |t: Timing| $module::bound(&e.params, t) + crate::timing::TEARDOWN),
                             run: Box::new(move |cx: &mut Cx| $module::run(cx, &e.params)),
                         });
                     }

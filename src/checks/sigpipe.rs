@@ -55,6 +55,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, the rounds of early leavers (3 × idle each), the settling (2 × grace), the client after.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3 * ROUNDS as u32 + t.grace * 2 + t.serve
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let mut rng = cx.rng.clone();
