@@ -120,6 +120,10 @@ fixture_tests! {
     textbook_select_with_rio_fails_pipelined_and_partial_line => "select_rio", "event",
         fail: ["echo.large", "concurrency.partial-line"], any: [];
     parent_that_keeps_connfd_leaks_descriptors => "proc_leak_connfd", "process", fail: ["leak.fd"], any: [];
+    // Its children go back to accept() holding their finished connections: 40 clients leave
+    // 40 processes. Bursts of hundreds (race.connfd, churn) may run into the process limit.
+    children_that_reenter_the_accept_loop_leak_and_pile_up => "proc_child_loops", "process",
+        fail: ["leak.fd", "leak.listenfd"], any: ["zombies", "race.connfd", "liveness.churn", "concurrency.many"];
     child_that_keeps_listenfd_is_caught => "proc_keep_listenfd", "process", fail: ["leak.listenfd"], any: [];
     no_reaping_leaves_zombies => "proc_no_reap", "process", fail: ["zombies"], any: [];
     reaping_one_child_per_signal_leaves_zombies => "proc_reap_one", "process", fail: ["zombies"], any: [];
