@@ -254,6 +254,7 @@ checks! {
     "echo.large" => echo_large,
     "concurrency.overlap" => overlap,
     "concurrency.partial-line" => partial_line,
+    "concurrency.stay" => stay,
     "concurrency.many" => many,
     "race.connfd" => race_connfd,
     "leak.fd" => leak_fd,
