@@ -161,3 +161,74 @@ fn crashes_with_sigsegv_mid_check() {
 fn fork_bombs() {
     survive("fork_bomb", true, 0.8);
 }
+
+/// A server slow on every check (each line answered 900 ms after it is read) is judged on every
+/// check of the default rubric, each within its own bound, and the grading ends within the sum
+/// of the bounds: no check is cut because the checks before it were slow.
+#[test]
+fn slow_on_every_check_gets_every_check_judged_within_its_bound() {
+    let bin = fixture("slow_lines");
+    let rubric: Vec<String> = {
+        let text = std::fs::read_to_string(root().join("graders/echo.yaml")).unwrap();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        v["checks"].as_object().unwrap().keys().cloned().collect()
+    };
+    let runs: usize = std::env::var("ECHOGRADE_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    for run in 0..runs {
+        let seed = (11 + run).to_string();
+        let start = Instant::now();
+        let (code, report, stderr) = grade_json(&bin, &["--seed", &seed]);
+        let took = start.elapsed();
+        assert_eq!(code, 0, "exit {code}: {stderr}");
+        assert_eq!(report["status"], "graded");
+        let bound = report["bound_s"].as_f64().unwrap();
+        let checks = report["checks"].as_array().unwrap();
+        let mut ids: Vec<String> = checks
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        let mut want = rubric.clone();
+        want.sort();
+        assert_eq!(ids, want, "every check of the rubric is reported");
+        let mut sum = 0.0;
+        let mut verdicts = Vec::new();
+        for c in checks {
+            let (id, status) = (c["id"].as_str().unwrap(), c["status"].as_str().unwrap());
+            assert!(
+                status == "pass" || status == "fail",
+                "{id} is {status}: {}",
+                c["feedback"]
+            );
+            assert!(
+                !c["feedback"].as_str().unwrap().contains("Not run"),
+                "{id}: {}",
+                c["feedback"]
+            );
+            let (used, b) = (
+                c["duration_s"].as_f64().unwrap(),
+                c["bound_s"].as_f64().unwrap(),
+            );
+            assert!(used <= b + 0.01, "{id} used {used} s of its {b} s bound");
+            sum += b;
+            verdicts.push(format!("{id}={status}({used:.1}/{b:.1}s)"));
+        }
+        assert!(
+            sum <= bound,
+            "the run's bound {bound} s covers the checks' {sum} s"
+        );
+        assert!(
+            took.as_secs_f64() <= bound + OVERHEAD.as_secs_f64(),
+            "the grading took {took:?}, the sum of the bounds is {bound} s"
+        );
+        eprintln!(
+            "slow_lines: run {run}: {:.1} s of a {bound} s bound, score {}: {}",
+            took.as_secs_f64(),
+            report["score"],
+            verdicts.join(" ")
+        );
+    }
+}

@@ -53,7 +53,11 @@ pub fn distinct_thread_tables(
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
-    let key = |v: &[FdEntry]| v.iter().map(|e| (e.fd, e.target.clone())).collect::<Vec<_>>();
+    let key = |v: &[FdEntry]| {
+        v.iter()
+            .map(|e| (e.fd, e.target.clone()))
+            .collect::<Vec<_>>()
+    };
     let own = key(entries);
     let mut out = Vec::new();
     for d in dir.flatten().take(max_threads) {
