@@ -62,6 +62,11 @@ fn server_end(srv: &Server, s: &Session) -> ServerEnd {
     ServerEnd { inode: Some(inode), ..ServerEnd::default() }
 }
 
+/// Each client's server end, by client.
+fn descriptors(ends: &[(&str, ServerEnd)]) -> Value {
+    Value::Object(ends.iter().map(|(n, e)| (n.to_string(), e.json())).collect())
+}
+
 /// Whether any process of the server still holds this socket.
 fn held(srv: &Server, inode: u64) -> bool {
     tree_tables(srv).iter().any(|h| h.fds.iter().any(|e| e.socket_inode == Some(inode)))
@@ -110,26 +115,31 @@ pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
         let inode = end.inode?;
         wait_until(t.serve, || !held(srv, inode)).map(|d| d.as_millis() as u64)
     };
+    // The descriptors seen so far, for a verdict reached early.
+    let seen = |mut o: Outcome, ends: &[(&str, ServerEnd)]| {
+        o.evidence.insert("descriptors".into(), descriptors(ends));
+        o
+    };
     let (b, b_end) = match arrive(&mut swarm, srv, "B", lb) {
         Ok(x) => x,
         Err(o) => return o,
     };
+    ends.push(("B", b_end));
     let (a, a_end) = match arrive(&mut swarm, srv, "A", la) {
         Ok(x) => x,
-        Err(o) => return o,
+        Err(o) => return seen(o, &ends),
     };
-    ends.push(("B", b_end));
     ends.push(("A", a_end));
     let b_closed_ms = leave(&mut swarm, srv, b, b_end);
     let (c, c_end) = match arrive(&mut swarm, srv, "C", lc) {
         Ok(x) => x,
-        Err(o) => return o,
+        Err(o) => return seen(o, &ends),
     };
     ends.push(("C", c_end));
     let c_closed_ms = leave(&mut swarm, srv, c, c_end);
     let (d, d_end) = match arrive(&mut swarm, srv, "D", ld) {
         Ok(x) => x,
-        Err(o) => return o,
+        Err(o) => return seen(o, &ends),
     };
     ends.push(("D", d_end));
     // Reused: the same descriptor of the same process (a process server gives each client a
@@ -138,7 +148,7 @@ pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
     let c_reused = same(c_end, b_end);
     let d_reused = same(d_end, c_end);
     let mut ev = json!({
-        "descriptors": ends.iter().map(|(n, e)| (n.to_string(), e.json())).collect::<serde_json::Map<String, Value>>(),
+        "descriptors": descriptors(&ends),
         "c_got_b_descriptor": c_reused,
         "d_got_c_descriptor": d_reused,
         "b_closed_by_server_ms": b_closed_ms,
