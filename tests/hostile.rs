@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 /// bounds): starting the grader, writing the shim, rendering the report.
 const OVERHEAD: Duration = Duration::from_secs(3);
 
-/// The checks graded in the quick (default) run.
-const QUICK: &str = "echo.basic,echo.large,concurrency.many,zombies,robust.sigpipe";
+/// The checks graded in the quick (default) run: the new concurrency.stay too, so that every
+/// hostile server meets its clients that stay and leave.
+const QUICK: &str = "echo.basic,echo.large,concurrency.stay,concurrency.many,zombies,robust.sigpipe";
 
 /// Grade `name` and check the run; `echoes` says whether the server echoes at all (if not, its
 /// score must be low); `max_share` bounds its share of the points.
@@ -56,7 +57,7 @@ fn survive(name: &str, echoes: bool, max_share: f64) {
             );
         }
         assert_eq!(report["status"], "graded", "{name}");
-        let checks = if repeat.is_none() { 5 } else { 15 };
+        let checks = if repeat.is_none() { 6 } else { 15 };
         assert_eq!(
             report["checks"].as_array().unwrap().len(),
             checks,
