@@ -197,6 +197,16 @@ fn generic_advice(f: &Failure, name: &str) -> Option<String> {
     })
 }
 
+/// The longest this check may wait, its deadlines added up. Start, then four cases of at most CASE_SERVES × serve each.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.serve * CASE_SERVES * 4
+}
+
+/// How long one case may take, in `serve` deadlines: a correct server that waits 200 ms before
+/// each line still echoes the 50 pipelined lines (10 s) within it. Stuck is no progress for
+/// one `serve`; this bounds a server that makes progress slowly (a byte at a time).
+const CASE_SERVES: u32 = 6;
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let model = cx.model.model;
@@ -250,7 +260,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         swarm.add(Session::new(case.name, steps));
         // Stuck is no progress for `serve`; a slow server that keeps echoing gets the time it
         // needs (this check grades bytes, not speed) up to a bound.
-        swarm.run(RunLimits { idle: t.serve, overall: t.serve * 10 }, |_| false);
+        swarm.run(RunLimits { idle: t.serve, overall: t.serve * CASE_SERVES }, |_| false);
         let s = &swarm.sessions[0];
         let ok = s.ok();
         results.push(json!({

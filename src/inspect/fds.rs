@@ -42,6 +42,58 @@ pub fn fd_table(pid: Pid) -> Vec<FdEntry> {
     out
 }
 
+/// The descriptor tables of a process's threads that differ from the process's own (`entries`):
+/// threads share one table unless they were cloned without CLONE_FILES (or called unshare).
+/// Returns `(tid, table)` for each such thread; at most `max_threads` threads are read.
+pub fn distinct_thread_tables(
+    pid: Pid,
+    entries: &[FdEntry],
+    max_threads: usize,
+) -> Vec<(Pid, Vec<FdEntry>)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let key = |v: &[FdEntry]| {
+        v.iter()
+            .map(|e| (e.fd, e.target.clone()))
+            .collect::<Vec<_>>()
+    };
+    let own = key(entries);
+    let mut out = Vec::new();
+    for d in dir.flatten().take(max_threads) {
+        let Ok(tid) = d.file_name().to_string_lossy().parse::<Pid>() else {
+            continue;
+        };
+        if tid == pid {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(d.path().join("fd")) else {
+            continue;
+        };
+        let mut table: Vec<FdEntry> = fds
+            .flatten()
+            .filter_map(|f| {
+                let fd = f.file_name().to_string_lossy().parse::<i32>().ok()?;
+                let target = std::fs::read_link(f.path()).ok()?.display().to_string();
+                let socket_inode = target
+                    .strip_prefix("socket:[")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .and_then(|n| n.parse().ok());
+                Some(FdEntry {
+                    fd,
+                    socket_inode,
+                    target,
+                })
+            })
+            .collect();
+        table.sort_by_key(|e| e.fd);
+        if key(&table) != own {
+            out.push((tid, table));
+        }
+    }
+    out
+}
+
 /// The socket inodes `pid` holds.
 pub fn socket_inodes(pid: Pid) -> Vec<u64> {
     fd_table(pid)
