@@ -264,9 +264,9 @@ fixture_tests! {
     // bursts where clients leave while others connect (race.connfd, leak.fd's simultaneous
     // clients, churn) hit it by chance.
     select_maxfd_set_by_a_comma_operator_loses_a_client_that_stays => "select_maxfd", "event",
-        fail: ["concurrency.stay"], any: ["race.connfd", "leak.fd", "liveness.churn"];
+        fail: ["concurrency.stay"], any: ["race.connfd", "leak.fd", "leak.threads", "liveness.churn"];
     poll_count_cut_when_any_client_leaves_loses_a_client_that_stays => "poll_nfds", "event",
-        fail: ["concurrency.stay"], any: ["race.connfd", "leak.fd", "liveness.churn"];
+        fail: ["concurrency.stay"], any: ["race.connfd", "leak.fd", "leak.threads", "liveness.churn"];
     starving_event_loop_fails_fairness => "event_starve", "event", fail: ["fairness"], any: [];
     setsid_daemon_is_graded_and_killed => "hostile/daemon", "iterative",
         fail: ["concurrency.overlap", "concurrency.partial-line", "concurrency.stay", "concurrency.many", "fairness"], any: [];
