@@ -17,7 +17,8 @@ const OVERHEAD: Duration = Duration::from_secs(3);
 
 /// The checks graded in the quick (default) run: the new concurrency.stay too, so that every
 /// hostile server meets its clients that stay and leave.
-const QUICK: &str = "echo.basic,echo.large,concurrency.stay,concurrency.many,zombies,robust.sigpipe";
+const QUICK: &str =
+    "echo.basic,echo.large,concurrency.stay,concurrency.many,zombies,robust.sigpipe";
 
 /// Grade `name` and check the run; `echoes` says whether the server echoes at all (if not, its
 /// score must be low); `max_share` bounds its share of the points.
