@@ -128,6 +128,8 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         GradeError::Internal(format!("build step: {what}: {e}"))
     };
+    let home = crate::supervise::privilege::scratch_home(spec.run_as.as_ref())
+        .map_err(|e| internal("cannot create a HOME for make", &e))?;
     let (r, w) = nix::unistd::pipe().map_err(|e| internal("pipe", &e))?;
     let w2 = w.try_clone().map_err(|e| internal("pipe", &e))?;
     let mut cmd = Command::new("make");
@@ -136,12 +138,11 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
         .stdin(Stdio::null())
         .stdout(Stdio::from(w))
         .stderr(Stdio::from(w2))
-        // When grade itself runs under make (Autolab's autograde Makefile), the outer make's
-        // jobserver descriptors are not passed on: its flags must not be either.
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .env_remove("MAKEOVERRIDES")
+        // The Makefile is student code: it gets PATH, LANG and a scratch HOME, nothing else
+        // of the grader's environment (no token, and no outer make's MAKEFLAGS when grade
+        // itself runs under Autolab's make).
+        .env_clear()
+        .envs(crate::supervise::clean_env(Some(home.path())))
         .process_group(0);
     if let Some(u) = &spec.run_as {
         // std drops supplementary groups too when root changes the child's ids.

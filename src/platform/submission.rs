@@ -400,13 +400,16 @@ pub fn grade_submission(run: &SubmissionRun) -> Result<Report, GradeError> {
                 ),
             )
         } else {
-            let opts = (run.options)(
+            let mut opts = (run.options)(
                 ServerSpec {
                     program: program.clone(),
                     args: part.args.clone(),
                 },
                 part.rubric.clone(),
             );
+            // What the build made is student-controlled: only a regular file inside the
+            // submission, reached through no symbolic link, is graded.
+            opts.within = Some(dir.to_path_buf());
             match crate::grade(&opts) {
                 Ok(r) => r,
                 Err(

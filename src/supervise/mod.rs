@@ -14,15 +14,17 @@ pub mod interrupt;
 pub mod limits;
 pub mod netns;
 mod output;
+pub mod files;
 pub mod privilege;
 pub mod reap;
-mod spawn;
+pub mod spawn;
 
 pub use cgroup::InstanceCgroup;
 pub use limits::Limits;
 pub use output::{Tail, TAIL_CAP};
 pub use privilege::RunAs;
 pub use reap::{become_subreaper, TeardownReport};
+pub use spawn::clean_env;
 
 use crate::inspect::{self, Pid, ProcTable, SocketTable};
 use nix::sys::signal::Signal;
@@ -110,6 +112,10 @@ pub struct Sandbox {
     pub cgroups: bool,
     /// The user the server runs as (when the grader is root).
     pub run_as: Option<RunAs>,
+    /// The server's `HOME`: a scratch folder of the run (`/nonexistent` when unset). Its
+    /// environment is otherwise only `PATH`, `LANG` and what a check adds (see
+    /// [`spawn::clean_env`]).
+    pub home: Option<PathBuf>,
 }
 
 /// Why an instance never became ready.
@@ -259,7 +265,14 @@ impl Server {
             ),
             run_as: sandbox.run_as.clone(),
         };
-        let mut child = spawn::spawn(&spec.program, &args, env, &sandbox.stdin, confine)
+        let mut child = spawn::spawn(
+            &spec.program,
+            &args,
+            env,
+            &sandbox.stdin,
+            sandbox.home.as_deref(),
+            confine,
+        )
             .map_err(|e| StartFailure::Spawn(e.to_string()))?;
         let stdin = child.stdin.take();
         let pid = child.id() as Pid;
