@@ -176,3 +176,48 @@ fn crashes_with_sigsegv_mid_check() {
 fn fork_bombs() {
     survive("fork_bomb", true, 0.8);
 }
+
+/// The check `id` of a report.
+fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {report}"))
+}
+
+/// Grade only `signal.safety` (and echo.basic, so the server is seen to work): the server's
+/// handler calls printf, so whatever it does to the grader's view, the check must fail.
+fn signal_safety_of(name: &str) -> serde_json::Value {
+    let start = Instant::now();
+    let (code, report, stderr) = grade_json(
+        &fixture(&format!("hostile/{name}")),
+        &["--only", "echo.basic,signal.safety"],
+    );
+    assert_eq!(code, 0, "{name}: {stderr}");
+    assert!(start.elapsed() < BOUND, "{name}: took {:?}", start.elapsed());
+    assert_eq!(report["status"], "graded", "{name}");
+    assert_eq!(check(&report, "echo.basic")["status"], "pass", "{name}");
+    let c = check(&report, "signal.safety").clone();
+    assert_eq!(c["status"], "fail", "{name}: {c}");
+    assert_eq!(c["score"], 0.0, "{name}: {c}");
+    c
+}
+
+#[test]
+fn printf_in_a_handler_fails_even_with_garbage_in_the_shim_log() {
+    let c = signal_safety_of("sigsafety_bad_log");
+    let fb = c["feedback"].as_str().unwrap();
+    assert!(fb.contains("printf"), "the unsafe call is named: {fb}");
+}
+
+#[test]
+fn printf_in_a_handler_fails_when_the_server_drops_ld_preload_and_reexecs() {
+    let c = signal_safety_of("sigsafety_reexec");
+    let fb = c["feedback"].as_str().unwrap();
+    assert!(
+        fb.contains("not loaded in the process that serves") && fb.contains("LD_PRELOAD"),
+        "says in words why it could not check: {fb}"
+    );
+}
