@@ -150,3 +150,72 @@ fn server_output_cannot_pass_for_the_graders_results() {
         }
     }
 }
+
+/// Run `grade ARGS` with `GRADESCOPE_TOKEN` set for the grader (under the leftover-checking
+/// helper); its exit code, standard output and standard error.
+fn grade_with_token(token: &str, args: &[std::ffi::OsString]) -> (i32, String, String) {
+    let mut all: Vec<std::ffi::OsString> = vec![
+        format!("GRADESCOPE_TOKEN={token}").into(),
+        grade_bin().into(),
+    ];
+    all.extend(args.iter().cloned());
+    let run = Contained::spawn_program("env".as_ref(), &all, Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert_nothing_left(&leftovers, "grading with a token");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A server that hunts its environment for credentials and prints them, hoping the report
+/// echoes them back: the grader's token is not in its view, so not in the report either.
+#[test]
+fn the_graders_secrets_are_not_in_the_servers_environment_nor_in_the_report() {
+    let token = "secret-7f3a9c";
+    let bin = fixture("hostile/env_secrets");
+    let (code, report, stderr) = grade_with_token(
+        token,
+        &[
+            "--format".into(),
+            "json".into(),
+            "--only".into(),
+            "echo.basic".into(),
+            bin.into(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        report.contains("variables="),
+        "the server's words are in the report (so the absence below means something): {report}"
+    );
+    assert!(
+        !report.contains(token) && !stderr.contains(token),
+        "the grader's token reached the server and the report: {report}"
+    );
+}
+
+/// `grade SERVER` refuses what is not a regular file: a symbolic link (to a correct server,
+/// say) and a FIFO (which would block open()), at once and with the reason.
+#[test]
+fn a_server_that_is_a_symlink_or_a_fifo_is_refused_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let link = d.path().join("echoserverp");
+    std::os::unix::fs::symlink(fixture("ok_process"), &link).unwrap();
+    let fifo = d.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+    for (path, why) in [(&link, "symbolic link"), (&fifo, "FIFO")] {
+        let t0 = Instant::now();
+        let out = grade_cmd()
+            .args(["--only", "echo.basic"])
+            .arg(path)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
+        assert_eq!(out.status.code(), Some(2), "{why}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{why}: {err}");
+    }
+}
