@@ -51,6 +51,9 @@ impl GradeOptions {
     }
 }
 
+/// How long past the time budget /proc scans of the server's tree may still read.
+const SCAN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How much of each output stream a failed check shows.
 const REPORT_TAIL: usize = 2048;
 
@@ -61,17 +64,11 @@ const REPORT_TAIL: usize = 2048;
 /// program on the machine, or a FIFO): it is opened without following a link, without
 /// blocking, and only a regular file is accepted. With `within`, the program must lie inside
 /// that folder, reached with no symbolic link on the way.
-pub fn validate_server(
-    path: &Path,
-    within: Option<&Path>,
-) -> Result<std::fs::File, GradeError> {
+pub fn validate_server(path: &Path, within: Option<&Path>) -> Result<std::fs::File, GradeError> {
     use crate::supervise::files::{self, Refused};
     use std::os::unix::fs::PermissionsExt;
     let opened = match within {
-        Some(dir) => files::open_regular_beneath(
-            dir,
-            path.strip_prefix(dir).unwrap_or(path),
-        ),
+        Some(dir) => files::open_regular_beneath(dir, path.strip_prefix(dir).unwrap_or(path)),
         None => files::open_regular(path),
     };
     let mut file = opened.map_err(|e| match e {
@@ -81,10 +78,12 @@ pub fn validate_server(
             why: e.to_string(),
         },
     })?;
-    let meta = file.metadata().map_err(|e| GradeError::ServerNotExecutable {
-        path: path.to_path_buf(),
-        why: e.to_string(),
-    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| GradeError::ServerNotExecutable {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
     if meta.permissions().mode() & 0o111 == 0 {
         return Err(GradeError::ServerNotExecutable {
             path: path.to_path_buf(),
@@ -98,12 +97,11 @@ pub fn validate_server(
         });
     }
     let mut head = [0u8; 4];
-    let n = std::io::Read::read(&mut file, &mut head).map_err(|e| {
-        GradeError::ServerNotExecutable {
+    let n =
+        std::io::Read::read(&mut file, &mut head).map_err(|e| GradeError::ServerNotExecutable {
             path: path.to_path_buf(),
             why: e.to_string(),
-        }
-    })?;
+        })?;
     if !(n >= 4 && &head == b"\x7fELF" || n >= 2 && &head[..2] == b"#!") {
         return Err(GradeError::ServerNotExecutable {
             path: path.to_path_buf(),
@@ -171,6 +169,9 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
     interrupt::install();
     raise_nofile();
     let timing = Timing::new(&opts.rubric.timing, opts.time_scale);
+    // /proc scans of the server's tree stop a little after the budget: the check running then
+    // ends on what was read, and the report is still written in bounded time.
+    crate::inspect::fds::set_scan_deadline(started + timing.budget + SCAN_GRACE);
     let shim = crate::shim::materialize();
     let home = privilege::scratch_home(run_as.as_ref())
         .map_err(|e| GradeError::Internal(format!("cannot create the server's HOME: {e}")))?;
@@ -240,6 +241,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             start_failure_outcome(f)
         } else {
             let mut cx = Cx::new(planned.id, opts.seed, timing, &model, &launcher);
+            crate::inspect::fds::take_truncated();
             // A bug in one check must not lose the whole report: it becomes that check's error.
             let ran =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (planned.run)(&mut cx)));
@@ -257,6 +259,19 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
                     ))
                 }
             };
+            if crate::inspect::fds::take_truncated() && o.status == Status::Pass {
+                // The server's tree was too big (or the run too late) to read in full: a pass
+                // on part of the evidence could be a forged one.
+                o = checks::Outcome::fail(
+                    0.0,
+                    format!(
+                        "The grader could not read all of the server's descriptors (more than {} in \
+                         one process, or past the time budget), so it cannot vouch for this check.",
+                        crate::inspect::fds::FD_CAP
+                    ),
+                    serde_json::json!({ "evidence_incomplete": true }),
+                );
+            }
             if interrupt::requested() {
                 o = checks::Outcome::error(
                     "Interrupted: the grader was asked to stop during this check.",

@@ -196,7 +196,11 @@ fn signal_safety_of(name: &str) -> serde_json::Value {
         &["--only", "echo.basic,signal.safety"],
     );
     assert_eq!(code, 0, "{name}: {stderr}");
-    assert!(start.elapsed() < BOUND, "{name}: took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < BOUND,
+        "{name}: took {:?}",
+        start.elapsed()
+    );
     assert_eq!(report["status"], "graded", "{name}");
     assert_eq!(check(&report, "echo.basic")["status"], "pass", "{name}");
     let c = check(&report, "signal.safety").clone();
@@ -220,4 +224,24 @@ fn printf_in_a_handler_fails_when_the_server_drops_ld_preload_and_reexecs() {
         fb.contains("not loaded in the process that serves") && fb.contains("LD_PRELOAD"),
         "says in words why it could not check: {fb}"
     );
+}
+
+/// 300 children holding about 16000 descriptors each: reading all of them through /proc took
+/// 38 s and the run ended far past its budget. Graded on the whole default rubric, the report
+/// is written within the budget (35 s) plus the scans' grace and teardown.
+#[test]
+fn a_tree_of_processes_full_of_descriptors_cannot_push_the_run_past_its_budget() {
+    let start = Instant::now();
+    let (code, report, stderr) = grade_json(&fixture("hostile/fd_swarm"), &[]);
+    let took = start.elapsed();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["status"], "graded");
+    assert!(
+        report["duration_s"].as_f64().unwrap() < 35.0 + 20.0,
+        "the run took {} s",
+        report["duration_s"]
+    );
+    assert!(took < BOUND, "grading took {took:?}");
+    let share = report["score"].as_f64().unwrap() / report["max_score"].as_f64().unwrap();
+    assert!(share < 0.5, "an iterative server scored {share:.2}");
 }

@@ -10,11 +10,11 @@
 //! The facade is [`Server`]; spawning, output, reaping and killing live in the submodules.
 
 mod cgroup;
+pub mod files;
 pub mod interrupt;
 pub mod limits;
 pub mod netns;
 mod output;
-pub mod files;
 pub mod privilege;
 pub mod reap;
 pub mod spawn;
@@ -273,7 +273,7 @@ impl Server {
             sandbox.home.as_deref(),
             confine,
         )
-            .map_err(|e| StartFailure::Spawn(e.to_string()))?;
+        .map_err(|e| StartFailure::Spawn(e.to_string()))?;
         let stdin = child.stdin.take();
         let pid = child.id() as Pid;
         let stdout = Tail::new(TAIL_CAP);
@@ -482,7 +482,7 @@ impl Server {
                 l.nproc
             ));
         }
-        let open = inspect::fd_table(self.main_pid).len() as u64;
+        let open = inspect::fds::fd_count(self.main_pid) as u64;
         if open + 2 >= l.nofile {
             return Some(format!(
                 "its limit of {} open descriptors (RLIMIT_NOFILE)",
