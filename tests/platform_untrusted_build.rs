@@ -34,8 +34,8 @@ fn grade_build(dir: &Path, grader_env: &[&str], bound: Duration) -> (i32, Value,
     assert!(t0.elapsed() < bound, "took {:?}", t0.elapsed());
     assert_nothing_left(&leftovers, "grading a build");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
+    let v =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
     (out.status.code().unwrap_or(-1), v, stderr)
 }
 
@@ -81,7 +81,10 @@ fn a_program_made_a_symlink_to_a_correct_server_scores_0_and_says_why() {
 #[test]
 fn a_program_made_a_fifo_is_refused_without_stalling_the_grader() {
     let d = open_tempdir();
-    makefile(d.path(), "all:\n\tmkfifo echoserverp\n\tchmod 755 echoserverp\n");
+    makefile(
+        d.path(),
+        "all:\n\tmkfifo echoserverp\n\tchmod 755 echoserverp\n",
+    );
     let (code, r, stderr) = grade_build(d.path(), &[], Duration::from_secs(30));
     assert_eq!(code, 0, "{stderr}");
     let c = check(&r, "echo.basic");
@@ -96,7 +99,10 @@ fn make_sees_none_of_the_graders_secrets() {
     let token = "secret-b41d0e";
     let d = open_tempdir();
     // Prints every variable it got, then fails: the build's output is in the report.
-    makefile(d.path(), "all:\n\t@env | sort\n\t@echo HOME is $$HOME\n\t@false\n");
+    makefile(
+        d.path(),
+        "all:\n\t@env | sort\n\t@echo HOME is $$HOME\n\t@false\n",
+    );
     let (code, r, stderr) = grade_build(
         d.path(),
         &[&format!("GRADESCOPE_TOKEN={token}")],
@@ -106,6 +112,9 @@ fn make_sees_none_of_the_graders_secrets() {
     let build = check(&r, "build");
     assert_eq!(build["status"], "fail");
     let text = r.to_string();
-    assert!(text.contains("HOME is /"), "make's output is in the report: {text}");
+    assert!(
+        text.contains("HOME is /"),
+        "make's output is in the report: {text}"
+    );
     assert!(!text.contains(token), "the token reached make: {text}");
 }

@@ -213,7 +213,11 @@ fn a_server_that_is_a_symlink_or_a_fifo_is_refused_with_the_reason() {
             .timeout(Duration::from_secs(20))
             .output()
             .unwrap();
-        assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            t0.elapsed()
+        );
         assert_eq!(out.status.code(), Some(2), "{why}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(why), "{why}: {err}");

@@ -67,7 +67,10 @@ const OPEN_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
 fn checked(fd: rustix::fd::OwnedFd) -> Result<File, Refused> {
     let st = rustix::fs::fstat(&fd).map_err(|e| Refused::Io(e.into()))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(Refused::NotRegular(format!("it is {}", kind_of(st.st_mode))));
+        return Err(Refused::NotRegular(format!(
+            "it is {}",
+            kind_of(st.st_mode)
+        )));
     }
     // Regular files ignore O_NONBLOCK; clear it anyway so readers see plain blocking reads.
     let _ = rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::empty());

@@ -151,7 +151,9 @@ fn copy_tree(src: &Path, dst: &Path, made: &mut Vec<PathBuf>) -> std::io::Result
 /// A scratch folder for student code's `HOME`, owned by `who` (or by the grader's own user),
 /// removed with everything in it when dropped.
 pub fn scratch_home(who: Option<&RunAs>) -> std::io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix("echograde-home").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("echograde-home")
+        .tempdir()?;
     if let Some(u) = who {
         std::os::unix::fs::lchown(dir.path(), Some(u.uid), Some(u.gid))?;
     }
