@@ -118,3 +118,19 @@ fn make_sees_none_of_the_graders_secrets() {
     );
     assert!(!text.contains(token), "the token reached make: {text}");
 }
+
+/// A Makefile that leaves a daemon behind (a new session, its parent gone, holding make's
+/// output pipe): it is killed when make ends, and the report comes at once.
+#[test]
+fn a_daemon_started_by_the_makefile_does_not_outlive_the_grading() {
+    let d = open_tempdir();
+    makefile(
+        d.path(),
+        "all:\n\tsetsid sh -c 'sleep 300 & exit 0'\n\tsetsid -f sleep 301\n\t@echo left two daemons\n",
+    );
+    // grade_build fails the test if anything of the run is still running after grade exits.
+    let (code, r, stderr) = grade_build(d.path(), &[], Duration::from_secs(30));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(check(&r, "build")["status"], "pass");
+    assert_eq!(r["score"], 0.0, "no program was built");
+}

@@ -358,6 +358,7 @@ pub fn grade_submission(run: &SubmissionRun) -> Result<Report, GradeError> {
             .or(run.submission.build.timeout_s.map(Duration::from_secs_f64))
             .unwrap_or(DEFAULT_TIMEOUT),
         run_as: None,
+        adopt_leftovers: true,
     };
     let mut spec = spec;
     // As root, the student's Makefile runs as the server's unprivileged user, in a copy of the
