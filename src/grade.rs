@@ -166,6 +166,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         None => None,
     };
     supervise::become_subreaper();
+    privilege::shield_grader();
     interrupt::install();
     raise_nofile();
     let timing = Timing::new(&opts.rubric.timing, opts.time_scale);
@@ -204,6 +205,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             "core": 0,
         },
         "user": run_as.as_ref().map_or("the grader's own (not root)".to_string(), |u| u.name.clone()),
+        "signals": if privilege::signal_scoping_available() { "scoped to the server's own processes (Landlock)" } else { "not scoped (this kernel has no Landlock signal scoping)" },
         "network": if opts.isolated_net { "isolated (new network namespace, loopback only)" } else { "shared with the host (loopback)" },
     });
     drop(containment_probe);

@@ -223,3 +223,88 @@ fn a_server_that_is_a_symlink_or_a_fifo_is_refused_with_the_reason() {
         assert!(err.contains(why), "{why}: {err}");
     }
 }
+
+/// How to run `grade` as a user that is not root: directly when the tests are not root, else
+/// through `setpriv` as `nobody` (None, with the reason, where neither works).
+fn non_root_grade() -> Result<Vec<std::ffi::OsString>, &'static str> {
+    if !is_root() {
+        return Ok(vec![grade_bin().into()]);
+    }
+    let has_setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_setpriv {
+        return Err("setpriv is not installed, so root cannot run the grader as another user");
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .ok_or("there is no user nobody")?;
+    Ok(vec![
+        "setpriv".into(),
+        format!("--reuid={}", nobody.uid).into(),
+        format!("--regid={}", nobody.gid).into(),
+        "--clear-groups".into(),
+        grade_bin().into(),
+    ])
+}
+
+/// Without root (Autolab) the server runs as the grader's own user. It writes a full-marks
+/// line into the grader's standard output through /proc/<grader>/fd/1 and signals the grader
+/// (SIGSTOP, SIGTERM): the output is still the grader's report alone, graded, with the honest
+/// score.
+#[test]
+fn without_root_the_server_cannot_forge_the_graders_output_or_signal_it() {
+    let cmd = match non_root_grade() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    // A copy the unprivileged user can reach.
+    let d = tempfile::Builder::new()
+        .prefix("echograde-forge")
+        .tempdir()
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = d.path().join("forge");
+    assert!(std::process::Command::new("cp")
+        .arg(fixture("hostile/forge_grader_output"))
+        .arg(&bin)
+        .status()
+        .unwrap()
+        .success());
+    let mut args: Vec<std::ffi::OsString> = cmd[1..].to_vec();
+    for a in ["--format", "json", "--seed", "5", "--only", "echo.basic"] {
+        args.push(a.into());
+    }
+    args.push(bin.into());
+    let t0 = Instant::now();
+    let run = Contained::spawn_program(&cmd[0], &args, Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_nothing_left(&leftovers, "grading without root");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains("FORGED"),
+        "the server wrote into the grader's output: {stdout}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("the output is not one report ({e}): {stdout}"));
+    assert_eq!(v["status"], "graded", "{stdout}");
+    assert_eq!(v["checks"][0]["status"], "pass", "{stdout}");
+    assert_eq!(
+        v["score"], v["max_score"],
+        "the honest score of a working echo"
+    );
+}

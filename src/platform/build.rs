@@ -159,6 +159,7 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     // init. When make ends, all of it is killed and reaped.
     if spec.adopt_leftovers {
         crate::supervise::become_subreaper();
+        crate::supervise::privilege::shield_grader();
     }
     let cgroup = crate::supervise::InstanceCgroup::create(
         &format!("echograde-{}-build", std::process::id()),
@@ -173,6 +174,7 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
             for &fd in &procs {
                 nix::libc::write(fd, b"0".as_ptr().cast(), 1);
             }
+            crate::supervise::privilege::scope_signals();
             Ok(())
         });
     }

@@ -81,6 +81,8 @@ pub(crate) fn spawn(
                 nix::unistd::setgid(nix::unistd::Gid::from_raw(u.gid))?;
                 nix::unistd::setuid(nix::unistd::Uid::from_raw(u.uid))?;
             }
+            // Its signals reach only its own tree (not the grader), where the kernel can.
+            super::privilege::scope_signals();
             // If the grader dies without teardown, the server goes with it. (Set after the
             // user change, which clears it.)
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
