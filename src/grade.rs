@@ -51,9 +51,6 @@ impl GradeOptions {
     }
 }
 
-/// How long past the time budget /proc scans of the server's tree may still read.
-const SCAN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// How much of each output stream a failed check shows.
 const REPORT_TAIL: usize = 2048;
 
@@ -170,9 +167,6 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
     interrupt::install();
     raise_nofile();
     let timing = Timing::new(&opts.rubric.timing, opts.time_scale);
-    // /proc scans of the server's tree stop a little after the budget: the check running then
-    // ends on what was read, and the report is still written in bounded time.
-    crate::inspect::fds::set_scan_deadline(started + timing.budget + SCAN_GRACE);
     let shim = crate::shim::materialize();
     let home = privilege::scratch_home(run_as.as_ref())
         .map_err(|e| GradeError::Internal(format!("cannot create the server's HOME: {e}")))?;
@@ -209,7 +203,15 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         "network": if opts.isolated_net { "isolated (new network namespace, loopback only)" } else { "shared with the host (loopback)" },
     });
     drop(containment_probe);
-    let model = checks::model::observe(&launcher, timing, opts.seed);
+    // The model probe is bounded like a check: its start and its one round of clients.
+    let probe_bound = checks::model::probe_bound(timing) + crate::timing::TEARDOWN;
+    let model = {
+        let _bound = crate::timing::set_check_deadline(
+            Instant::now() + probe_bound - crate::timing::TEARDOWN,
+        );
+        checks::model::observe(&launcher, timing, opts.seed)
+    };
+    let mut run_bound = probe_bound;
     let mut reports = Vec::new();
     let mut run_error: Option<String> = None;
     for planned in opts.rubric.checks.planned() {
@@ -225,28 +227,25 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         {
             continue;
         }
+        // Every check gets its own bound, whatever the checks before it met: its waits stop at
+        // `deadline`, its teardown follows.
+        let bound = (planned.bound)(timing);
+        run_bound += bound;
         let mut output = None;
-        let outcome = if started.elapsed() > timing.budget {
-            checks::Outcome::fail(
-                0.0,
-                format!(
-                    "Not run: the grading time budget ({:.0} s) was used up by the checks before \
-                     it. The server is too slow or too stuck to grade in full; the checks above \
-                     show where.",
-                    timing.budget.as_secs_f64()
-                ),
-                serde_json::json!({ "not_run": true }),
-            )
-        } else if let Some(f) = &model.start_failure {
+        let outcome = if let Some(f) = &model.start_failure {
             // The server never became ready when first started: say so for every check rather
             // than wait out the same deadline fourteen times.
             start_failure_outcome(f)
         } else {
-            let mut cx = Cx::new(planned.id, opts.seed, timing, &model, &launcher);
+            let deadline = t0 + bound - crate::timing::TEARDOWN;
+            let guard = crate::timing::set_check_deadline(deadline);
+            let mut cx = Cx::new(planned.id, opts.seed, timing, &model, &launcher, deadline);
             crate::inspect::fds::take_truncated();
             // A bug in one check must not lose the whole report: it becomes that check's error.
             let ran =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (planned.run)(&mut cx)));
+            let cut = Instant::now() >= deadline;
+            drop(guard);
             let mut o = match ran {
                 Ok(o) => o,
                 Err(p) => {
@@ -268,11 +267,19 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
                     0.0,
                     format!(
                         "The grader could not read all of the server's descriptors (more than {} in \
-                         one process, or past the time budget), so it cannot vouch for this check.",
+                         one process, or past the check's time bound), so it cannot vouch for this check.",
                         crate::inspect::fds::FD_CAP
                     ),
                     serde_json::json!({ "evidence_incomplete": true }),
                 );
+            }
+            if cut && o.status == Status::Fail {
+                o.feedback.push_str(&format!(
+                    " (This check used up its time bound of {:.1} s, the sum of its deadlines: \
+                     waits still running then were cut, and the verdict rests on what was seen \
+                     by then.)",
+                    bound.as_secs_f64()
+                ));
             }
             if interrupt::requested() {
                 o = checks::Outcome::error(
@@ -325,6 +332,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             ),
             max_score: max,
             duration_s: round2(t0.elapsed().as_secs_f64()),
+            bound_s: Some(round2(bound.as_secs_f64())),
             feedback: outcome.feedback,
             evidence: serde_json::Value::Object(outcome.evidence),
             server_output: output
@@ -358,6 +366,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         score: round2(reports.iter().map(|c| c.score).sum()),
         max_score: reports.iter().map(|c| c.max_score).sum(),
         duration_s: round2(started.elapsed().as_secs_f64()),
+        bound_s: Some(round2(run_bound.as_secs_f64())),
         checks: reports,
         error: run_error,
     })

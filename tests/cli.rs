@@ -133,3 +133,46 @@ fn help_and_version_exit_0() {
         .stdout(predicate::str::contains("--rubric"));
     grade_cmd().arg("--version").assert().code(0);
 }
+
+#[test]
+fn stdin_is_an_open_pipe_by_default_and_null_on_request() {
+    // CS:APP Fig. 12.6 selects on stdin too and exits at its EOF.
+    let bin = fixture("select_stdin");
+    let (code, report, _) = grade_json(&bin, &["--only", "echo.basic"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["checks"][0]["status"], "pass", "{report}");
+    let (code, report, _) = grade_json(&bin, &["--only", "echo.basic", "--stdin", "null"]);
+    assert_eq!(code, 0);
+    let fb = report["checks"][0]["feedback"].as_str().unwrap();
+    assert_eq!(report["checks"][0]["status"], "fail");
+    // What it did, not a guess about argv.
+    assert!(fb.contains("exited with status 0"), "{fb}");
+    assert!(!fb.contains("argv"), "{fb}");
+}
+
+#[test]
+fn unreadable_stdin_file_is_exit_2() {
+    grade_cmd()
+        .args(["--stdin", "/nonexistent/input.txt"])
+        .arg(fixture("ok_thread"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/input.txt"));
+}
+
+#[test]
+fn summary_goes_to_stderr_while_the_report_goes_to_its_file() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("report.yaml");
+    let assert = grade_cmd()
+        .args(["--summary", "--only", "echo.basic", "--output"])
+        .arg(&out)
+        .arg(fixture("ok_process"))
+        .assert()
+        .success()
+        .stdout("");
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("PASS  echo.basic"), "{stderr}");
+    let yaml = std::fs::read_to_string(&out).unwrap();
+    assert!(yaml.contains("echo.basic"), "{yaml}");
+}

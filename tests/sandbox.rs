@@ -62,7 +62,7 @@ fn isolated_network_grades_on_its_own_loopback() {
         &["--isolate-net", "--only", "echo.basic,concurrency.overlap"],
     );
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(report["score"], 18.0);
+    assert_eq!(report["score"], 17.0);
     assert!(report["server"]["containment"]["network"]
         .as_str()
         .unwrap()
@@ -146,7 +146,7 @@ fn server_output_cannot_pass_for_the_graders_results() {
         );
         if format == "yaml" {
             let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-            assert_eq!(v["max_score"], 18.0);
+            assert_eq!(v["max_score"], 17.0);
         }
     }
 }

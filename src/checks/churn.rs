@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// Time for diagnosing a hang, in seconds (scaled): the 200 ms CPU sample and a gdb backtrace
+/// (gdb attached and printed in 0.7 to 1.3 s on a loaded 2-core machine).
+const DIAGNOSE_S: f64 = 5.0;
+
 pub const TITLE: &str = "Keeps serving through rapid connection churn (no deadlock)";
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -40,6 +44,11 @@ impl Params {
         in_range("clients", self.clients, 1, 1000)?;
         in_range("seconds", self.seconds, 0.1, 600.0)
     }
+}
+
+/// The longest this check may wait, its deadlines added up. Start, the churn (its seconds, and the last group's serve), the fresh client (serve), the diagnosis of a hang.
+pub fn bound(p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.scaled(p.seconds) + t.serve * 2 + t.scaled(DIAGNOSE_S)
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
@@ -233,10 +242,11 @@ fn gdb_backtrace(pid: Pid) -> Option<String> {
     }
     let mut child = cmd.spawn().ok()?;
     let start = Instant::now();
+    let limit = crate::timing::within_check(Duration::from_secs(15));
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < Duration::from_secs(15) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();

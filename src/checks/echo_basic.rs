@@ -29,6 +29,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, then one run of the lines (at most 4 × serve).
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.serve * 4
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let mut rng = cx.rng.clone();

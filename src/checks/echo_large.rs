@@ -197,6 +197,16 @@ fn generic_advice(f: &Failure, name: &str) -> Option<String> {
     })
 }
 
+/// The longest this check may wait, its deadlines added up. Start, then four cases of at most CASE_SERVES × serve each.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.serve * CASE_SERVES * 4
+}
+
+/// How long one case may take, in `serve` deadlines: a correct server that waits 200 ms before
+/// each line still echoes the 50 pipelined lines (10 s) within it. Stuck is no progress for
+/// one `serve`; this bounds a server that makes progress slowly (a byte at a time).
+const CASE_SERVES: u32 = 6;
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let model = cx.model.model;
@@ -250,7 +260,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         swarm.add(Session::new(case.name, steps));
         // Stuck is no progress for `serve`; a slow server that keeps echoing gets the time it
         // needs (this check grades bytes, not speed) up to a bound.
-        swarm.run(RunLimits { idle: t.serve, overall: t.serve * 10 }, |_| false);
+        swarm.run(RunLimits { idle: t.serve, overall: t.serve * CASE_SERVES }, |_| false);
         let s = &swarm.sessions[0];
         let ok = s.ok();
         results.push(json!({
@@ -304,4 +314,59 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         fb.push_str(&n);
     }
     Outcome::fail(passed as f64 / total_cases as f64, fb, ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(name: &'static str, lines: Vec<Vec<u8>>) -> Case {
+        Case { name, lines, steps: Vec::new() }
+    }
+
+    fn failure(line: usize, line_len: usize, offset: u64, got: &[u8], closed: bool) -> Failure {
+        Failure { line, line_len, offset, got: got.to_vec(), closed, lines_before: line - 1 }
+    }
+
+    #[test]
+    fn an_extra_nul_after_a_line_is_named() {
+        let c = case("long lines", vec![b"\n".to_vec(), vec![b'a'; 99].into_iter().chain([b'\n']).collect()]);
+        let h = failure(2, 100, 0, b"\0aaa", false).hint(&c, Model::Process).unwrap();
+        assert!(h.contains("One extra NUL byte came back after line 1"), "{h}");
+    }
+
+    #[test]
+    fn a_close_on_a_one_byte_line_is_named() {
+        let c = case("long lines", vec![b"\n".to_vec()]);
+        let h = failure(1, 1, 0, b"", true).hint(&c, Model::Thread).unwrap();
+        assert!(h.contains("single byte"), "{h}");
+    }
+
+    #[test]
+    fn a_line_cut_after_n_bytes_is_named_with_n() {
+        let long: Vec<u8> = vec![b'x'; 8191].into_iter().chain([b'\n']).collect();
+        let c = case("long lines", vec![long]);
+        let h = failure(1, 8192, 1024, b"", false).hint(&c, Model::Thread).unwrap();
+        assert!(h.contains("stopped after 1024 bytes"), "{h}");
+    }
+
+    #[test]
+    fn lost_pipelined_lines_get_event_loop_advice_only_for_event_servers() {
+        let lines: Vec<Vec<u8>> = (0..5).map(|i| format!("line{i}\n").into_bytes()).collect();
+        let c = case(PIPELINED, lines);
+        let f = failure(2, 6, 0, b"", false);
+        let event = f.hint(&c, Model::Event).unwrap();
+        let thread = f.hint(&c, Model::Thread).unwrap();
+        assert!(event.contains("select/poll"), "{event}");
+        assert!(!thread.contains("select"), "{thread}");
+        assert!(thread.contains("Only the first 1 of the 5 lines"), "{thread}");
+    }
+
+    #[test]
+    fn wrong_bytes_of_no_known_shape_get_no_guess() {
+        let c = case("long lines", vec![b"hello\n".to_vec()]);
+        let f = failure(1, 6, 0, b"HELLO\n", false);
+        assert_eq!(f.hint(&c, Model::Process), None);
+        assert_eq!(generic_advice(&f, c.name), None);
+    }
 }

@@ -82,6 +82,11 @@ fn round(srv: &Server, rng: &mut ChaCha8Rng, t: Timing, stream: Duration) -> (Op
     (wait, streamed, a_bytes)
 }
 
+/// The longest this check may wait, its deadlines added up. Start, then up to two rounds: A's start (serve), the stream and B's wait (stream + serve); the second stream is half as long.
+pub fn bound(p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + (t.serve * 2 + t.scaled(p.stream_s)) + (t.serve * 2 + t.scaled(p.stream_s) / 2)
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx) {
         return o;

@@ -1,11 +1,15 @@
 //! `leak.fd`: after clients come and go, the server's socket descriptors return to the
-//! startup baseline. A parent that never closes connfd (or a thread that never does) keeps
-//! every connection's socket: the client has gone, so the kernel shows it in CLOSE_WAIT.
+//! startup baseline — in every process of its tree, and every thread with a table of its own.
+//! A parent that never closes connfd (or a thread that never does) keeps every connection's
+//! socket: the client has gone, so the kernel shows it in CLOSE_WAIT. A child that goes back
+//! into the accept loop instead of exiting keeps its connection too, and stays: such children
+//! pile up, one per client, while the listening process itself looks clean.
 
 use crate::report::Model;
+use super::tree::{live_processes, tree_tables};
 use super::{common::*, in_range, Cx, Outcome};
 use crate::client::{payload, RunLimits, Session, Step, Swarm};
-use crate::inspect::{fd_table, sockets::state_name, SocketTable};
+use crate::inspect::{sockets::state_name, Pid, SocketTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -49,6 +53,11 @@ pub(crate) fn close_advice(model: Model) -> &'static str {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, the sequential clients (3 × idle, and the last one's serve), the simultaneous ones (3 × idle), the grace to close.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3 + t.serve + t.idle * 3 + t.grace
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx) {
         return o;
@@ -61,7 +70,11 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(o) => return o,
     };
     let pid = srv.main_pid;
-    let baseline: BTreeSet<i32> = fd_table(pid).iter().filter(|e| e.socket_inode.is_some()).map(|e| e.fd).collect();
+    // The sockets the tree holds at startup (the listening socket, anything else it opened),
+    // and its processes then: whatever is above these after the clients left was left behind.
+    let start_tables = tree_tables(srv);
+    let baseline: BTreeSet<u64> = start_tables.iter().flat_map(|h| h.fds.iter().filter_map(|e| e.socket_inode)).collect();
+    let start_procs: BTreeSet<Pid> = live_processes(srv).into_iter().map(|(p, _)| p).collect();
     if let Err(u) = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve, t.idle * 3) {
         return workload_failed(srv, &u, "its descriptors");
     }
@@ -74,50 +87,122 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
     drop(swarm);
     let clients = (p.sequential + p.simultaneous) as usize;
-    let back = wait_until(t.grace, || socket_fds(pid) <= baseline.len());
+    // Settled: no table of the tree holds a socket beyond the startup ones, and no process
+    // started since is still alive (a child serves one client, then exits).
+    let new_procs = |srv: &crate::supervise::Server| -> Vec<(Pid, String)> {
+        live_processes(srv).into_iter().filter(|(p, _)| !start_procs.contains(p)).collect()
+    };
+    let extra_sockets = |srv: &crate::supervise::Server| {
+        tree_tables(srv).into_iter().filter(|h| h.fds.iter().any(|e| e.socket_inode.is_some_and(|i| !baseline.contains(&i)))).count()
+    };
+    let settling = std::time::Instant::now();
+    let back = wait_until(t.grace, || extra_sockets(srv) == 0 && new_procs(srv).is_empty());
     if let Some(took) = back {
         return Outcome::pass(
             format!("After {clients} clients came and went, the server held its {} startup socket(s) again.", baseline.len()),
-            json!({ "clients": clients, "baseline_sockets": baseline.len(), "settled_ms": took.as_millis() as u64 }),
+            json!({ "clients": clients, "baseline_sockets": baseline.len(), "processes": start_procs.len(), "settled_ms": took.as_millis() as u64 }),
         );
     }
     if let Some(d) = death_note(srv) {
         return Outcome::fail(0.0, format!("{d} Its descriptors could not be counted."), json!({ "clients": clients }));
     }
     let table = SocketTable::read();
-    let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
-    let mut extra = Vec::new();
-    for e in fd_table(pid) {
-        let Some(ino) = e.socket_inode else { continue };
-        if baseline.contains(&e.fd) {
+    let tables = tree_tables(srv);
+    let piled = new_procs(srv);
+    // Each leaked socket once (several processes may hold copies of it), by TCP state; and
+    // each table that holds one, with what it holds.
+    let mut sockets: BTreeMap<u64, &'static str> = BTreeMap::new();
+    let mut holders = Vec::new();
+    let mut holder_names = Vec::new();
+    let mut main_leaked = 0usize;
+    for h in &tables {
+        let mut held = Vec::new();
+        for e in &h.fds {
+            let Some(ino) = e.socket_inode.filter(|i| !baseline.contains(i)) else { continue };
+            let state = table.by_inode(ino).map_or("closed by peer (no TCP entry)", |s| state_name(&s.state));
+            sockets.insert(ino, state);
+            held.push(json!({ "fd": e.fd, "target": e.target, "tcp_state": state }));
+        }
+        if held.is_empty() {
             continue;
         }
-        let state = table.by_inode(ino).map_or("closed by peer (no TCP entry)", |s| state_name(&s.state));
-        *by_state.entry(state.to_string()).or_default() += 1;
-        if extra.len() < 10 {
-            extra.push(json!({ "fd": e.fd, "target": e.target, "tcp_state": state }));
+        if h.main && h.tid.is_none() {
+            main_leaked = held.len();
+        }
+        holder_names.push(h.name());
+        if holders.len() < 10 {
+            let mut d = h.describe();
+            d["sockets_held"] = json!(held.len());
+            held.truncate(5);
+            d["examples"] = json!(held);
+            holders.push(d);
         }
     }
-    let leaked: usize = by_state.values().sum();
+    let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+    for st in sockets.values() {
+        *by_state.entry(st.to_string()).or_default() += 1;
+    }
+    let leaked = sockets.len();
     let close_wait = by_state.get("CLOSE_WAIT").copied().unwrap_or(0);
-    let fb = format!(
-        "After {clients} clients connected and disconnected, the server process (pid {pid}) \
-         still holds {leaked} socket descriptor(s) more than at startup ({close_wait} in \
-         CLOSE_WAIT: the client closed its end, the server never closed its own). Every \
-         accepted connection must be closed once: {} A leak like this runs the server out of \
-         descriptors.",
-        close_advice(model)
-    );
-    Outcome::fail(
-        0.0,
-        fb,
-        json!({
-            "clients": clients,
-            "baseline_sockets": baseline.len(),
-            "sockets_after": socket_fds(pid),
-            "leaked_by_tcp_state": by_state,
-            "leaked_examples": extra,
-            "waited_s": t.grace.as_secs_f64(),
-        }),
-    )
+    let ev = json!({
+        "clients": clients,
+        "baseline_sockets": baseline.len(),
+        "processes_at_start": start_procs.len(),
+        "processes_after": start_procs.len() + piled.len(),
+        "processes_left_by_clients": piled.iter().take(20).map(|(p, c)| json!({ "pid": p, "comm": c })).collect::<Vec<_>>(),
+        "leaked_sockets": leaked,
+        "leaked_by_tcp_state": by_state,
+        "holders": holders,
+        "holding_tables": holder_names.len(),
+        "inspected_after_ms": settling.elapsed().as_millis() as u64,
+    });
+    // Processes that stay, one for every other client or more, grow with the clients (a pool
+    // started lazily stays small).
+    let piling = piled.len() * 2 >= clients;
+    if leaked == 0 && !piling {
+        return Outcome::pass(
+            format!(
+                "After {clients} clients came and went, no process of the server held a connection socket; {} process(es) started meanwhile were still running.",
+                piled.len()
+            ),
+            ev,
+        );
+    }
+    let mut fb = if leaked == 0 {
+        format!("After {clients} clients connected and disconnected, none of the server's processes holds a connection socket, but ")
+    } else if holder_names.len() == 1 && main_leaked > 0 {
+        format!(
+            "After {clients} clients connected and disconnected, the server process (pid {pid}) \
+             still holds {leaked} socket descriptor(s) more than at startup ({close_wait} in \
+             CLOSE_WAIT: the client closed its end, the server never closed its own). "
+        )
+    } else {
+        format!(
+            "After {clients} clients connected and disconnected, {leaked} connection socket(s) \
+             are still open ({close_wait} in CLOSE_WAIT: the client closed its end, the server \
+             never closed its own), held by {} of the server's descriptor tables: {}{}. ",
+            holder_names.len(),
+            holder_names.iter().take(4).cloned().collect::<Vec<_>>().join(", "),
+            if holder_names.len() > 4 { ", ..." } else { "" }
+        )
+    };
+    if piling {
+        fb.push_str(&format!(
+            "{} processes started during the test are still running after every client left \
+             ({} at startup, {} now): they outlived their clients. A child forked for a \
+             connection must exit when it is done with it (exit(0) after close(connfd)); one \
+             that returns into the accept loop becomes another server. ",
+            piled.len(),
+            start_procs.len(),
+            start_procs.len() + piled.len()
+        ));
+    }
+    if main_leaked > 0 || !piling {
+        fb.push_str(&format!(
+            "Every accepted connection must be closed once: {} A leak like this runs the server \
+             out of descriptors.",
+            close_advice(model)
+        ));
+    }
+    Outcome::fail(0.0, fb.trim_end().to_string(), ev)
 }

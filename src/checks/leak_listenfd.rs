@@ -1,10 +1,10 @@
 //! `leak.listenfd`: while a client is connected, no child process holds the listening socket.
 //! A forked child gets copies of all the parent's descriptors; one that keeps listenfd holds a
-//! socket it never uses (and keeps the port bound if the parent dies).
+//! socket it never uses (and keeps the port bound if the parent dies). Every process of the
+//! tree is looked at (grandchildren, daemons), and every thread with a table of its own.
 
 use super::{common::*, Cx, Outcome};
 use crate::client::{payload, RunLimits, Session, Step, Swarm};
-use crate::inspect::fd_table;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,6 +19,11 @@ impl Params {
     pub fn validate(&self) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// The longest this check may wait, its deadlines added up. Start, then the one client.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.serve
 }
 
 pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
@@ -52,10 +57,10 @@ pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
         );
     }
     let mut holders = Vec::new();
-    for p in &others {
-        for e in fd_table(p.pid) {
+    for h in super::tree::tree_tables(srv).iter().filter(|h| !h.main) {
+        for e in &h.fds {
             if e.socket_inode.is_some_and(|i| srv.listen_inodes.contains(&i)) {
-                holders.push(json!({ "pid": p.pid, "comm": p.comm, "fd": e.fd }));
+                holders.push(json!({ "pid": h.pid, "tid": h.tid, "comm": h.comm, "fd": e.fd }));
             }
         }
     }

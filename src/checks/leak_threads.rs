@@ -38,6 +38,11 @@ const AT_ONCE: u32 = 8;
 /// Fewer connections than this measure nothing: a correct server may cache a few stacks.
 const ENOUGH: u32 = 20;
 
+/// The longest this check may wait, its deadlines added up. Start, the connections in waves (3 × idle and a serve), the threads' exit (grace).
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3 + t.serve + t.grace
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx) {
         return o;

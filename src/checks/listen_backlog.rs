@@ -32,6 +32,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait: its instance's start.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let srv = match cx.start() {
         Ok(s) => s,

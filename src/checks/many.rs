@@ -29,6 +29,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, then the one run of all clients (at most 3 × idle).
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx) {
         return o;

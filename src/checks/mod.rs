@@ -8,6 +8,7 @@
 //! report and the dispatch all come from it.
 
 mod common;
+pub mod tree;
 
 use crate::client::payload::check_rng;
 use crate::report::{Model, Status};
@@ -98,6 +99,8 @@ pub struct Cx<'a> {
     /// The concurrency model observed before the checks ran.
     pub model: &'a ModelObservation,
     pub launcher: &'a Launcher,
+    /// When this check's bound runs out (the client engine and `wait_until` stop there).
+    pub deadline: std::time::Instant,
     server: Option<Server>,
 }
 
@@ -108,12 +111,14 @@ impl<'a> Cx<'a> {
         timing: Timing,
         model: &'a ModelObservation,
         launcher: &'a Launcher,
+        deadline: std::time::Instant,
     ) -> Cx<'a> {
         Cx {
             timing,
             rng: check_rng(seed, id),
             model,
             launcher,
+            deadline,
             server: None,
         }
     }
@@ -136,7 +141,7 @@ impl<'a> Cx<'a> {
             &self.launcher.spec,
             port,
             &env,
-            self.timing.ready,
+            crate::timing::within_check(self.timing.ready),
             &self.launcher.sandbox,
         ) {
             Ok(s) => Ok(self.server.insert(s)),
@@ -211,6 +216,9 @@ pub struct Planned<'r> {
     pub id: &'static str,
     pub title: &'static str,
     pub points: u32,
+    /// The longest this check may take: the sum of its deadlines (its module's `bound`) and
+    /// its instance's teardown.
+    pub bound: Box<dyn Fn(Timing) -> std::time::Duration + 'r>,
     pub run: Box<dyn Fn(&mut Cx) -> Outcome + 'r>,
 }
 
@@ -241,6 +249,7 @@ macro_rules! checks {
                             id: $id,
                             title: $module::TITLE,
                             points: e.points,
+                            bound: Box::new(move |t: Timing| $module::bound(&e.params, t) + crate::timing::TEARDOWN),
                             run: Box::new(move |cx: &mut Cx| $module::run(cx, &e.params)),
                         });
                     }
@@ -267,6 +276,7 @@ checks! {
     "echo.large" => echo_large,
     "concurrency.overlap" => overlap,
     "concurrency.partial-line" => partial_line,
+    "concurrency.stay" => stay,
     "concurrency.many" => many,
     "race.connfd" => race_connfd,
     "leak.fd" => leak_fd,

@@ -30,6 +30,11 @@ impl Params {
     }
 }
 
+/// The longest the probe ([`observe`]) may wait: the start and one round of clients.
+pub fn probe_bound(t: Timing) -> std::time::Duration {
+    t.ready + t.serve
+}
+
 /// Clients held open at once while the model is observed.
 pub(crate) const PROBE_CLIENTS: usize = 4;
 
@@ -121,6 +126,11 @@ pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservati
         }),
         start_failure: None,
     }
+}
+
+/// The longest this check may wait, its deadlines added up. It only reads what the model probe saw (see [`probe_bound`]).
+pub fn bound(_p: &Params, _t: crate::timing::Timing) -> std::time::Duration {
+    std::time::Duration::ZERO
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {

@@ -19,6 +19,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, A's connect, B's wait, B's wait after A left.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.serve * 3
+}
+
 pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx) {
         return o;

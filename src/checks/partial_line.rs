@@ -31,6 +31,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, A's connect, the server reading A's bytes, B's lines.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.serve * 3
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx) {
         return o;

@@ -42,6 +42,11 @@ impl Params {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, then each burst (at most 2 × idle).
+pub fn bound(p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 2 * p.rounds
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx).or_else(|| needs_echo(cx)) {
         return o;

@@ -210,6 +210,11 @@ fn why(call: &str) -> &'static str {
     }
 }
 
+/// The longest this check may wait, its deadlines added up. Start, the sequential clients (3 × idle and a serve), the simultaneous ones and the early leavers (3 × idle), the last handlers (grace).
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3 + t.serve + t.idle * 3 + t.grace
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let mut rng = cx.rng.clone();

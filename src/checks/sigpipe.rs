@@ -66,6 +66,11 @@ fn last_line(tail: &str) -> String {
     crate::report::sanitize(tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""))
 }
 
+/// The longest this check may wait, its deadlines added up. Start, the rounds of early leavers (3 × idle each), the settling (2 × grace), the client after, and the grace for an exit it may show.
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3 * ROUNDS as u32 + t.grace * 2 + t.serve + t.grace
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx) {
         return o;

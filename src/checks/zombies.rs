@@ -62,6 +62,11 @@ fn zombie_children(pid: i32) -> usize {
         .count()
 }
 
+/// The longest this check may wait, its deadlines added up. Start, the sequential clients (3 × idle and a serve), their reaping (grace), the burst (3 × idle), the paused exits and the reaping (2 × grace).
+pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
+    t.ready + t.idle * 3 + t.serve + t.grace + t.idle * 3 + t.grace * 2
+}
+
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(o) = needs_replies(cx) {
         return o;

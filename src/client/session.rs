@@ -169,6 +169,19 @@ impl Session {
         self
     }
 
+    /// Give a held session whose script is done more steps to run, at the next `run` of its
+    /// swarm. Returns false (and does nothing) when its connection is no longer open.
+    pub fn then(&mut self, steps: Vec<Step>) -> bool {
+        if self.phase != Phase::Open || self.sock.is_none() || self.end != Some(SessionEnd::Done) {
+            return false;
+        }
+        self.steps.extend(steps);
+        self.end = None;
+        self.finished_at = None;
+        self.advance(Instant::now());
+        true
+    }
+
     /// Whether the script ran to its end without a wrong byte.
     pub fn ok(&self) -> bool {
         self.end == Some(SessionEnd::Done) && self.mismatch.is_none()

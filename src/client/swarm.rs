@@ -35,6 +35,8 @@ pub enum RunEnd {
     Idle,
     /// `overall` passed.
     Overall,
+    /// The running check reached its bound (see [`crate::timing`]).
+    Bound,
 }
 
 /// Connects paced to the server's listen queue (see [`Swarm::start_connects`]).
@@ -120,14 +122,16 @@ impl Swarm {
     }
 
     /// Drive every session until all scripts are done, `stop` returns true (it is asked after
-    /// every turn and may change sessions, e.g. stop a stream), or a limit passes. Sessions
-    /// still waiting at the end keep their connection and can go on in a later `run`.
+    /// every turn and may change sessions, e.g. stop a stream), a limit passes, or the running
+    /// check reaches its bound. Sessions still waiting at the end keep their connection and can
+    /// go on in a later `run`.
     pub fn run(
         &mut self,
         limits: RunLimits,
         mut stop: impl FnMut(&mut [Session]) -> bool,
     ) -> RunEnd {
         let start = Instant::now();
+        let bound = crate::timing::check_time_left().map(|left| start + left);
         let mut last_progress = start;
         let end = loop {
             let now = Instant::now();
@@ -146,8 +150,12 @@ impl Swarm {
             if now - start >= limits.overall {
                 break RunEnd::Overall;
             }
+            if bound.is_some_and(|b| now >= b) {
+                break RunEnd::Bound;
+            }
             let wait = (limits.idle - (now - last_progress))
                 .min(limits.overall - (now - start))
+                .min(bound.map_or(Duration::MAX, |b| b - now))
                 .min(Duration::from_millis(20));
             if self.turn(wait) {
                 last_progress = Instant::now();

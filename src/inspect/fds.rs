@@ -17,15 +17,6 @@ pub struct FdEntry {
 /// read (the listening socket, connections), which is what every check looks at.
 pub const FD_CAP: usize = 2048;
 
-static DEADLINE: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-
-/// After `at`, descriptor tables are no longer read (a scan in progress stops where it is):
-/// the grader must write its report in bounded time whatever the server's tree holds. Each
-/// grading sets its own (a built submission grades several servers in one run).
-pub fn set_scan_deadline(at: std::time::Instant) {
-    *DEADLINE.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
-}
-
 static TRUNCATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whether a descriptor table was read only in part (the cap, or the deadline) since the last
@@ -34,18 +25,22 @@ pub fn take_truncated() -> bool {
     TRUNCATED.swap(false, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Once the running check's deadline has passed, descriptor tables are no longer read (a scan
+/// in progress stops where it is): the grader must write its report in bounded time whatever
+/// the server's tree holds.
 fn past_deadline() -> bool {
-    DEADLINE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_some_and(|d| std::time::Instant::now() >= d)
+    crate::timing::check_bound_reached()
 }
 
 /// The descriptors of `pid`, the first [`FD_CAP`] of them, in order (empty if the process is
-/// gone, or once the scan deadline has passed).
+/// gone, or once the check's deadline has passed).
 pub fn fd_table(pid: Pid) -> Vec<FdEntry> {
-    let dir = format!("/proc/{pid}/fd");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    read_table(std::path::Path::new(&format!("/proc/{pid}/fd")))
+}
+
+/// A `/proc/.../fd` folder's entries, bounded by [`FD_CAP`] and the check's deadline.
+fn read_table(dir: &std::path::Path) -> Vec<FdEntry> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -89,6 +84,43 @@ pub fn fd_count(pid: Pid) -> usize {
             .map(|d| d.take_while(|_| !past_deadline()).count())
             .unwrap_or(0),
     }
+}
+
+/// The descriptor tables of a process's threads that differ from the process's own (`entries`):
+/// threads share one table unless they were cloned without CLONE_FILES (or called unshare).
+/// Returns `(tid, table)` for each such thread; at most `max_threads` threads are read.
+pub fn distinct_thread_tables(
+    pid: Pid,
+    entries: &[FdEntry],
+    max_threads: usize,
+) -> Vec<(Pid, Vec<FdEntry>)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let key = |v: &[FdEntry]| {
+        v.iter()
+            .map(|e| (e.fd, e.target.clone()))
+            .collect::<Vec<_>>()
+    };
+    let own = key(entries);
+    let mut out = Vec::new();
+    for d in dir.flatten().take(max_threads) {
+        let Ok(tid) = d.file_name().to_string_lossy().parse::<Pid>() else {
+            continue;
+        };
+        if tid == pid {
+            continue;
+        }
+        if past_deadline() {
+            TRUNCATED.store(true, std::sync::atomic::Ordering::Relaxed);
+            break;
+        }
+        let table = read_table(&d.path().join("fd"));
+        if key(&table) != own {
+            out.push((tid, table));
+        }
+    }
+    out
 }
 
 /// The socket inodes `pid` holds.

@@ -453,6 +453,7 @@ fn not_graded(part: &Part, run: &SubmissionRun, why: &str) -> Report {
             score: 0.0,
             max_score: c.points as f64,
             duration_s: 0.0,
+            bound_s: None,
             feedback: why.to_string(),
             evidence: json!({ "graded": false }),
             server_output: None,
@@ -476,6 +477,7 @@ fn not_graded(part: &Part, run: &SubmissionRun, why: &str) -> Report {
         score: 0.0,
         max_score: checks.iter().map(|c| c.max_score).sum(),
         duration_s: 0.0,
+        bound_s: None,
         checks,
         error: None,
     }
@@ -514,6 +516,7 @@ pub fn build_check(build: &BuildOutcome) -> CheckReport {
         score: 0.0,
         max_score: 0.0,
         duration_s: round2(secs),
+        bound_s: None,
         feedback,
         evidence: json!({
             "command": build.command,
@@ -536,6 +539,7 @@ fn combine(
 ) -> Report {
     let mut checks = vec![build_check(build)];
     let mut duration = build.duration.as_secs_f64();
+    let mut bound = None;
     let mut errors = Vec::new();
     let mut status = RunStatus::Graded;
     if sub.single {
@@ -556,6 +560,9 @@ fn combine(
     let mut models = Vec::new();
     for (part, r) in parts {
         duration += r.duration_s;
+        if let Some(b) = r.bound_s {
+            bound = Some(round2(bound.unwrap_or(0.0) + b));
+        }
         models.push(r.server.model);
         if r.status == RunStatus::Error {
             status = RunStatus::Error;
@@ -601,6 +608,7 @@ fn combine(
         score: round2(checks.iter().map(|c| c.score).sum()),
         max_score: checks.iter().map(|c| c.max_score).sum(),
         duration_s: round2(duration),
+        bound_s: bound,
         checks,
         error: if errors.is_empty() {
             None

@@ -85,7 +85,13 @@ pub struct CheckReport {
     pub status: Status,
     pub score: f64,
     pub max_score: f64,
+    /// How long the check took, its instance's start and teardown included.
     pub duration_s: f64,
+    /// The longest it may take: the sum of its deadlines (times `--time-scale`) and teardown.
+    /// A check that reaches it is cut there and judged on what it saw. (None for entries that
+    /// are not checks of a server, such as the build.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_s: Option<f64>,
     /// Plain words for a student: what went wrong, where to look.
     pub feedback: String,
     /// The numbers the verdict rests on.
@@ -108,6 +114,10 @@ pub struct Report {
     pub score: f64,
     pub max_score: f64,
     pub duration_s: f64,
+    /// The longest the grading of the server(s) may take: the model probe's bound and every
+    /// check's, added up (the build, if any, is bounded by its own timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_s: Option<f64>,
     pub checks: Vec<CheckReport>,
     /// Set when the grader itself failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +141,7 @@ impl Report {
             score: 0.0,
             max_score: 0.0,
             duration_s: 0.0,
+            bound_s: None,
             checks: Vec::new(),
             error: Some(message.to_string()),
         }

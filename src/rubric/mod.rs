@@ -149,6 +149,18 @@ mod tests {
     }
 
     #[test]
+    fn a_rubric_with_the_old_run_budget_still_loads() {
+        let r = Rubric::parse(
+            "name: x\ntiming: {ready_s: 5, serve_s: 2, idle_s: 3, grace_s: 1, budget_s: 35}\nchecks:\n  echo.basic: {points: 5}\n",
+            "r.yaml",
+        )
+        .expect("budget_s is accepted");
+        assert_eq!(r.timing.budget_s, Some(35.0));
+        let e = err("name: x\ntiming: {budget_s: 1}\nchecks:\n  echo.basic: {points: 5}\n");
+        assert!(e.contains("timing.budget_s"), "{e}");
+    }
+
+    #[test]
     fn not_yaml_is_an_error() {
         let e = err("name: [unclosed\n");
         assert!(e.starts_with("invalid rubric `r.yaml`"), "{e}");
