@@ -199,6 +199,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             "core": 0,
         },
         "user": run_as.as_ref().map_or("the grader's own (not root)".to_string(), |u| u.name.clone()),
+        "ipc": if run_as.is_some() { "private (an IPC namespace per instance)" } else { "shared with the grader's user (no IPC namespace without root)" },
         "signals": if privilege::signal_scoping_available() { "scoped to the server's own processes (Landlock)" } else { "not scoped (this kernel has no Landlock signal scoping)" },
         "network": if opts.isolated_net { "isolated (new network namespace, loopback only)" } else { "shared with the host (loopback)" },
     });

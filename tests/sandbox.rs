@@ -308,3 +308,41 @@ fn without_root_the_server_cannot_forge_the_graders_output_or_signal_it() {
         "the honest score of a working echo"
     );
 }
+
+/// The System V shared memory segments (keys) of this machine with key 0x4543xxxx, from
+/// /proc/sysvipc/shm.
+fn echograde_shm_keys() -> Vec<i64> {
+    std::fs::read_to_string("/proc/sysvipc/shm")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse::<i64>().ok())
+        .filter(|k| (*k as u32) & 0xffff_0000 == 0x4543_0000)
+        .collect()
+}
+
+/// A server that leaves a System V shared memory segment behind: as root it runs in an IPC
+/// namespace of its own, and nothing of it is left on the machine after grading.
+#[test]
+fn as_root_a_servers_system_v_shared_memory_does_not_outlive_the_grading() {
+    if !is_root() {
+        eprintln!("skipped: a private IPC namespace needs root (CAP_SYS_ADMIN)");
+        return;
+    }
+    if !std::path::Path::new("/proc/sysvipc/shm").exists() {
+        eprintln!("skipped: this kernel has no System V IPC");
+        return;
+    }
+    let before = echograde_shm_keys();
+    let (code, report, stderr) = grade_json(
+        &fixture("hostile/sysv_shm_leftover"),
+        &["--only", "echo.basic"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["checks"][0]["status"], "pass");
+    let left: Vec<i64> = echograde_shm_keys()
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
+    assert!(left.is_empty(), "segments left behind: {:x?}", left);
+}
