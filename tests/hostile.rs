@@ -232,6 +232,9 @@ fn signal_safety_of(name: &str) -> serde_json::Value {
     c
 }
 
+/// The server spoils its shim log with an invalid UTF-8 byte and a forged `install` line
+/// naming a FIFO (which the grader, opening it, would block on): the printf is still found, in
+/// bounded time.
 #[test]
 fn printf_in_a_handler_fails_even_with_garbage_in_the_shim_log() {
     let c = signal_safety_of("sigsafety_bad_log");
