@@ -157,7 +157,7 @@ fn gradescope_of_real_gradings_passing_and_failing() {
             );
             assert_eq!(v["score"], 8.0);
         } else {
-            assert_eq!(v["score"], 18.0);
+            assert_eq!(v["score"], 17.0);
         }
         assert!(v["output"]
             .as_str()

@@ -120,7 +120,6 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         None => (None, Duration::ZERO),
     };
     let ev = json!({
-        "deadline_ms": t.serve.as_millis() as u64,
         "round1": { "a_streamed_ms": streamed1.as_millis() as u64, "b_latency_ms": ms(wait1) },
         "round2": { "a_streamed_ms": streamed2.as_millis() as u64, "b_latency_ms": ms(wait2) },
         "a_bytes_answered_round1": a_bytes,

@@ -38,6 +38,7 @@ pub fn show_bytes(b: &[u8], max: usize) -> String {
             b'\r' => s.push_str("\\r"),
             b'\t' => s.push_str("\\t"),
             b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
             0x20..=0x7e => s.push(c as char),
             _ => s.push_str(&format!("\\x{c:02x}")),
         }
