@@ -275,3 +275,13 @@ fn a_tree_of_processes_full_of_descriptors_cannot_push_the_run_past_its_bound() 
         check(&report, "leak.listenfd")
     );
 }
+
+/// A well-formed forged `install` line naming a FIFO as the handler's module: a grader that
+/// opens paths named in the log blocked there forever (as root, no report). The printf is
+/// found, in bounded time.
+#[test]
+fn printf_in_a_handler_fails_in_bounded_time_when_the_log_names_a_fifo() {
+    let c = signal_safety_of("sigsafety_fifo_log");
+    let fb = c["feedback"].as_str().unwrap();
+    assert!(fb.contains("printf"), "the unsafe call is named: {fb}");
+}
