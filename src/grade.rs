@@ -29,6 +29,9 @@ pub struct GradeOptions {
     pub isolated_net: bool,
     /// The server's standard input.
     pub stdin: StdinSource,
+    /// The program must lie inside this folder, reached with no symbolic link (a built
+    /// submission).
+    pub within: Option<std::path::PathBuf>,
 }
 
 impl GradeOptions {
@@ -43,6 +46,7 @@ impl GradeOptions {
             limit_overrides: Vec::new(),
             isolated_net: false,
             stdin: StdinSource::default(),
+            within: None,
         }
     }
 }
@@ -50,17 +54,33 @@ impl GradeOptions {
 /// How much of each output stream a failed check shows.
 const REPORT_TAIL: usize = 2048;
 
-/// Refuse a server that cannot possibly run, with a message that names the problem.
-pub fn validate_server(path: &Path) -> Result<(), GradeError> {
+/// Refuse a server that cannot possibly run, with a message that names the problem; the
+/// program opened, for copying.
+///
+/// The path is student-controlled (a Makefile may make `echoserverp` a symbolic link to any
+/// program on the machine, or a FIFO): it is opened without following a link, without
+/// blocking, and only a regular file is accepted. With `within`, the program must lie inside
+/// that folder, reached with no symbolic link on the way.
+pub fn validate_server(path: &Path, within: Option<&Path>) -> Result<std::fs::File, GradeError> {
+    use crate::supervise::files::{self, Refused};
     use std::os::unix::fs::PermissionsExt;
-    let meta =
-        std::fs::metadata(path).map_err(|_| GradeError::ServerMissing(path.to_path_buf()))?;
-    if meta.is_dir() {
-        return Err(GradeError::ServerNotExecutable {
+    let opened = match within {
+        Some(dir) => files::open_regular_beneath(dir, path.strip_prefix(dir).unwrap_or(path)),
+        None => files::open_regular(path),
+    };
+    let mut file = opened.map_err(|e| match e {
+        Refused::Missing => GradeError::ServerMissing(path.to_path_buf()),
+        e => GradeError::ServerNotExecutable {
             path: path.to_path_buf(),
-            why: "it is a directory, not a program".into(),
-        });
-    }
+            why: e.to_string(),
+        },
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| GradeError::ServerNotExecutable {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
     if meta.permissions().mode() & 0o111 == 0 {
         return Err(GradeError::ServerNotExecutable {
             path: path.to_path_buf(),
@@ -74,9 +94,8 @@ pub fn validate_server(path: &Path) -> Result<(), GradeError> {
         });
     }
     let mut head = [0u8; 4];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .map_err(|e| GradeError::ServerNotExecutable {
+    let n =
+        std::io::Read::read(&mut file, &mut head).map_err(|e| GradeError::ServerNotExecutable {
             path: path.to_path_buf(),
             why: e.to_string(),
         })?;
@@ -86,7 +105,7 @@ pub fn validate_server(path: &Path) -> Result<(), GradeError> {
             why: "it is neither a compiled program (ELF) nor a script starting with #!".into(),
         });
     }
-    Ok(())
+    Ok(file)
 }
 
 /// Raise this process's soft descriptor limit to its hard limit: a check holds hundreds of
@@ -104,7 +123,7 @@ fn raise_nofile() {
 /// failures.
 pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
     let started = Instant::now();
-    validate_server(&opts.spec.program)?;
+    let program = validate_server(&opts.spec.program, opts.within.as_deref())?;
     if let Some(only) = &opts.only {
         for id in only {
             if !checks::ALL_IDS.contains(&id.as_str()) {
@@ -125,12 +144,14 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         .apply_overrides(&opts.limit_overrides)
         .map_err(GradeError::Usage)?;
     let run_as = privilege::resolve(opts.user.as_deref()).map_err(GradeError::Usage)?;
-    // The other user must be able to execute the server; if it cannot reach the student's
-    // file, it runs a copy in a directory of the grader's.
+    // As root the server runs from root's own copy, filled from the descriptor just validated:
+    // whatever the student's path points to later (a link swapped in by a process a Makefile
+    // left behind), the program graded is the regular file checked here, and the other user
+    // can execute it wherever the student's file lies.
     let mut spec = opts.spec.clone();
     let _copy = match &run_as {
-        Some(u) if !privilege::can_execute(&spec.program, u) => {
-            let c = privilege::accessible_copy(&spec.program).map_err(|e| {
+        Some(u) => {
+            let c = privilege::accessible_copy(program, &spec.program).map_err(|e| {
                 GradeError::Internal(format!(
                     "cannot copy the server where user {} can run it: {e}",
                     u.name
@@ -139,13 +160,16 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             spec.program = c.path.clone();
             Some(c)
         }
-        _ => None,
+        None => None,
     };
     supervise::become_subreaper();
+    privilege::shield_grader();
     interrupt::install();
     raise_nofile();
     let timing = Timing::new(&opts.rubric.timing, opts.time_scale);
     let shim = crate::shim::materialize();
+    let home = privilege::scratch_home(run_as.as_ref())
+        .map_err(|e| GradeError::Internal(format!("cannot create the server's HOME: {e}")))?;
     let launcher = Launcher {
         spec,
         sandbox: Sandbox {
@@ -153,6 +177,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             limits: limits.clone(),
             cgroups: true,
             run_as: run_as.clone(),
+            home: Some(home.path().to_path_buf()),
         },
         shim: shim.as_ref().ok().map(|s| s.path.clone()),
     };
@@ -174,6 +199,8 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             "core": 0,
         },
         "user": run_as.as_ref().map_or("the grader's own (not root)".to_string(), |u| u.name.clone()),
+        "ipc": if run_as.is_some() { "private (an IPC namespace per instance)" } else { "shared with the grader's user (no IPC namespace without root)" },
+        "signals": if privilege::signal_scoping_available() { "scoped to the server's own processes (Landlock)" } else { "not scoped (this kernel has no Landlock signal scoping)" },
         "network": if opts.isolated_net { "isolated (new network namespace, loopback only)" } else { "shared with the host (loopback)" },
     });
     drop(containment_probe);
@@ -214,6 +241,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             let deadline = t0 + bound - crate::timing::TEARDOWN;
             let guard = crate::timing::set_check_deadline(deadline);
             let mut cx = Cx::new(planned.id, opts.seed, timing, &model, &launcher, deadline);
+            crate::inspect::fds::take_truncated();
             // A bug in one check must not lose the whole report: it becomes that check's error.
             let ran =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (planned.run)(&mut cx)));
@@ -233,6 +261,19 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
                     ))
                 }
             };
+            if crate::inspect::fds::take_truncated() && o.status == Status::Pass {
+                // The server's tree was too big (or the run too late) to read in full: a pass
+                // on part of the evidence could be a forged one.
+                o = checks::Outcome::fail(
+                    0.0,
+                    format!(
+                        "The grader could not read all of the server's descriptors (more than {} in \
+                         one process, or past the check's time bound), so it cannot vouch for this check.",
+                        crate::inspect::fds::FD_CAP
+                    ),
+                    serde_json::json!({ "evidence_incomplete": true }),
+                );
+            }
             if cut && o.status == Status::Fail {
                 o.feedback.push_str(&format!(
                     " (This check used up its time bound of {:.1} s, the sum of its deadlines: \

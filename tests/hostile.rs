@@ -199,73 +199,89 @@ fn fork_bombs() {
     survive("fork_bomb", true, 0.8);
 }
 
-/// A server slow on every check (each line answered 900 ms after it is read) is judged on every
-/// check of the default rubric, each within its own bound, and the grading ends within the sum
-/// of the bounds: no check is cut because the checks before it were slow.
+/// The check `id` of a report.
+fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {report}"))
+}
+
+/// Grade only `signal.safety` (and echo.basic, so the server is seen to work): the server's
+/// handler calls printf, so whatever it does to the grader's view, the check must fail.
+fn signal_safety_of(name: &str) -> serde_json::Value {
+    let start = Instant::now();
+    let (code, report, stderr) = grade_json(
+        &fixture(&format!("hostile/{name}")),
+        &["--only", "echo.basic,signal.safety"],
+    );
+    assert_eq!(code, 0, "{name}: {stderr}");
+    let bound = report["bound_s"].as_f64().unwrap() + OVERHEAD.as_secs_f64();
+    assert!(
+        start.elapsed().as_secs_f64() <= bound,
+        "{name}: took {:?}, beyond its bound",
+        start.elapsed()
+    );
+    assert_eq!(report["status"], "graded", "{name}");
+    assert_eq!(check(&report, "echo.basic")["status"], "pass", "{name}");
+    let c = check(&report, "signal.safety").clone();
+    assert_eq!(c["status"], "fail", "{name}: {c}");
+    assert_eq!(c["score"], 0.0, "{name}: {c}");
+    c
+}
+
+/// The server spoils its shim log with an invalid UTF-8 byte and a forged `install` line
+/// naming a FIFO (which the grader, opening it, would block on): the printf is still found, in
+/// bounded time.
 #[test]
-fn slow_on_every_check_gets_every_check_judged_within_its_bound() {
-    let bin = fixture("slow_lines");
-    let rubric: Vec<String> = {
-        let text = std::fs::read_to_string(root().join("graders/echo.yaml")).unwrap();
-        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-        v["checks"].as_object().unwrap().keys().cloned().collect()
-    };
-    let runs: usize = std::env::var("ECHOGRADE_REPEAT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    for run in 0..runs {
-        let seed = (11 + run).to_string();
-        let start = Instant::now();
-        let (code, report, stderr) = grade_json(&bin, &["--seed", &seed]);
-        let took = start.elapsed();
-        assert_eq!(code, 0, "exit {code}: {stderr}");
-        assert_eq!(report["status"], "graded");
-        let bound = report["bound_s"].as_f64().unwrap();
-        let checks = report["checks"].as_array().unwrap();
-        let mut ids: Vec<String> = checks
-            .iter()
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .collect();
-        ids.sort();
-        let mut want = rubric.clone();
-        want.sort();
-        assert_eq!(ids, want, "every check of the rubric is reported");
-        let mut sum = 0.0;
-        let mut verdicts = Vec::new();
-        for c in checks {
-            let (id, status) = (c["id"].as_str().unwrap(), c["status"].as_str().unwrap());
-            assert!(
-                status == "pass" || status == "fail",
-                "{id} is {status}: {}",
-                c["feedback"]
-            );
-            assert!(
-                !c["feedback"].as_str().unwrap().contains("Not run"),
-                "{id}: {}",
-                c["feedback"]
-            );
-            let (used, b) = (
-                c["duration_s"].as_f64().unwrap(),
-                c["bound_s"].as_f64().unwrap(),
-            );
-            assert!(used <= b + 0.01, "{id} used {used} s of its {b} s bound");
-            sum += b;
-            verdicts.push(format!("{id}={status}({used:.1}/{b:.1}s)"));
-        }
-        assert!(
-            sum <= bound,
-            "the run's bound {bound} s covers the checks' {sum} s"
-        );
-        assert!(
-            took.as_secs_f64() <= bound + OVERHEAD.as_secs_f64(),
-            "the grading took {took:?}, the sum of the bounds is {bound} s"
-        );
-        eprintln!(
-            "slow_lines: run {run}: {:.1} s of a {bound} s bound, score {}: {}",
-            took.as_secs_f64(),
-            report["score"],
-            verdicts.join(" ")
-        );
-    }
+fn printf_in_a_handler_fails_even_with_garbage_in_the_shim_log() {
+    let c = signal_safety_of("sigsafety_bad_log");
+    let fb = c["feedback"].as_str().unwrap();
+    assert!(fb.contains("printf"), "the unsafe call is named: {fb}");
+}
+
+#[test]
+fn printf_in_a_handler_fails_when_the_server_drops_ld_preload_and_reexecs() {
+    let c = signal_safety_of("sigsafety_reexec");
+    let fb = c["feedback"].as_str().unwrap();
+    assert!(
+        fb.contains("not loaded in the process that serves") && fb.contains("LD_PRELOAD"),
+        "says in words why it could not check: {fb}"
+    );
+}
+
+/// 300 children holding about 16000 descriptors each: reading all of them through /proc took
+/// 38 s and the run ended far past its bound. Graded on the whole default rubric, the report is
+/// written within the run's bound (the sum of its checks' bounds, teardown included).
+#[test]
+fn a_tree_of_processes_full_of_descriptors_cannot_push_the_run_past_its_bound() {
+    let start = Instant::now();
+    let (code, report, stderr) = grade_json(&fixture("hostile/fd_swarm"), &[]);
+    let took = start.elapsed();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["status"], "graded");
+    let bound = report["bound_s"].as_f64().unwrap();
+    assert!(
+        took.as_secs_f64() <= bound + OVERHEAD.as_secs_f64(),
+        "grading took {took:?}, its bound is {bound} s"
+    );
+    // Bounded reading does not buy a pass: the 300 children do hold the listening socket.
+    assert_eq!(
+        check(&report, "leak.listenfd")["status"],
+        "fail",
+        "{}",
+        check(&report, "leak.listenfd")
+    );
+}
+
+/// A well-formed forged `install` line naming a FIFO as the handler's module: a grader that
+/// opens paths named in the log blocked there forever (as root, no report). The printf is
+/// found, in bounded time.
+#[test]
+fn printf_in_a_handler_fails_in_bounded_time_when_the_log_names_a_fifo() {
+    let c = signal_safety_of("sigsafety_fifo_log");
+    let fb = c["feedback"].as_str().unwrap();
+    assert!(fb.contains("printf"), "the unsafe call is named: {fb}");
 }

@@ -150,3 +150,199 @@ fn server_output_cannot_pass_for_the_graders_results() {
         }
     }
 }
+
+/// Run `grade ARGS` with `GRADESCOPE_TOKEN` set for the grader (under the leftover-checking
+/// helper); its exit code, standard output and standard error.
+fn grade_with_token(token: &str, args: &[std::ffi::OsString]) -> (i32, String, String) {
+    let mut all: Vec<std::ffi::OsString> = vec![
+        format!("GRADESCOPE_TOKEN={token}").into(),
+        grade_bin().into(),
+    ];
+    all.extend(args.iter().cloned());
+    let run = Contained::spawn_program("env".as_ref(), &all, Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert_nothing_left(&leftovers, "grading with a token");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A server that hunts its environment for credentials and prints them, hoping the report
+/// echoes them back: the grader's token is not in its view, so not in the report either.
+#[test]
+fn the_graders_secrets_are_not_in_the_servers_environment_nor_in_the_report() {
+    let token = "secret-7f3a9c";
+    let bin = fixture("hostile/env_secrets");
+    let (code, report, stderr) = grade_with_token(
+        token,
+        &[
+            "--format".into(),
+            "json".into(),
+            "--only".into(),
+            "echo.basic".into(),
+            bin.into(),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        report.contains("variables="),
+        "the server's words are in the report (so the absence below means something): {report}"
+    );
+    assert!(
+        !report.contains(token) && !stderr.contains(token),
+        "the grader's token reached the server and the report: {report}"
+    );
+}
+
+/// `grade SERVER` refuses what is not a regular file: a symbolic link (to a correct server,
+/// say) and a FIFO (which would block open()), at once and with the reason.
+#[test]
+fn a_server_that_is_a_symlink_or_a_fifo_is_refused_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let link = d.path().join("echoserverp");
+    std::os::unix::fs::symlink(fixture("ok_process"), &link).unwrap();
+    let fifo = d.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+    for (path, why) in [(&link, "symbolic link"), (&fifo, "FIFO")] {
+        let t0 = Instant::now();
+        let out = grade_cmd()
+            .args(["--only", "echo.basic"])
+            .arg(path)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(2), "{why}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{why}: {err}");
+    }
+}
+
+/// How to run `grade` as a user that is not root: directly when the tests are not root, else
+/// through `setpriv` as `nobody` (None, with the reason, where neither works).
+fn non_root_grade() -> Result<Vec<std::ffi::OsString>, &'static str> {
+    if !is_root() {
+        return Ok(vec![grade_bin().into()]);
+    }
+    let has_setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_setpriv {
+        return Err("setpriv is not installed, so root cannot run the grader as another user");
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .ok_or("there is no user nobody")?;
+    Ok(vec![
+        "setpriv".into(),
+        format!("--reuid={}", nobody.uid).into(),
+        format!("--regid={}", nobody.gid).into(),
+        "--clear-groups".into(),
+        grade_bin().into(),
+    ])
+}
+
+/// Without root (Autolab) the server runs as the grader's own user. It writes a full-marks
+/// line into the grader's standard output through /proc/<grader>/fd/1 and signals the grader
+/// (SIGSTOP, SIGTERM): the output is still the grader's report alone, graded, with the honest
+/// score.
+#[test]
+fn without_root_the_server_cannot_forge_the_graders_output_or_signal_it() {
+    let cmd = match non_root_grade() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    // A copy the unprivileged user can reach.
+    let d = tempfile::Builder::new()
+        .prefix("echograde-forge")
+        .tempdir()
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = d.path().join("forge");
+    assert!(std::process::Command::new("cp")
+        .arg(fixture("hostile/forge_grader_output"))
+        .arg(&bin)
+        .status()
+        .unwrap()
+        .success());
+    let mut args: Vec<std::ffi::OsString> = cmd[1..].to_vec();
+    for a in ["--format", "json", "--seed", "5", "--only", "echo.basic"] {
+        args.push(a.into());
+    }
+    args.push(bin.into());
+    let t0 = Instant::now();
+    let run = Contained::spawn_program(&cmd[0], &args, Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_nothing_left(&leftovers, "grading without root");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains("FORGED"),
+        "the server wrote into the grader's output: {stdout}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("the output is not one report ({e}): {stdout}"));
+    assert_eq!(v["status"], "graded", "{stdout}");
+    assert_eq!(v["checks"][0]["status"], "pass", "{stdout}");
+    assert_eq!(
+        v["score"], v["max_score"],
+        "the honest score of a working echo"
+    );
+}
+
+/// The System V shared memory segments (keys) of this machine with key 0x4543xxxx, from
+/// /proc/sysvipc/shm.
+fn echograde_shm_keys() -> Vec<i64> {
+    std::fs::read_to_string("/proc/sysvipc/shm")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse::<i64>().ok())
+        .filter(|k| (*k as u32) & 0xffff_0000 == 0x4543_0000)
+        .collect()
+}
+
+/// A server that leaves a System V shared memory segment behind: as root it runs in an IPC
+/// namespace of its own, and nothing of it is left on the machine after grading.
+#[test]
+fn as_root_a_servers_system_v_shared_memory_does_not_outlive_the_grading() {
+    if !is_root() {
+        eprintln!("skipped: a private IPC namespace needs root (CAP_SYS_ADMIN)");
+        return;
+    }
+    if !std::path::Path::new("/proc/sysvipc/shm").exists() {
+        eprintln!("skipped: this kernel has no System V IPC");
+        return;
+    }
+    let before = echograde_shm_keys();
+    let (code, report, stderr) = grade_json(
+        &fixture("hostile/sysv_shm_leftover"),
+        &["--only", "echo.basic"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["checks"][0]["status"], "pass");
+    let left: Vec<i64> = echograde_shm_keys()
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
+    assert!(left.is_empty(), "segments left behind: {:x?}", left);
+}

@@ -47,17 +47,31 @@ impl Params {
 /// Whether the executable can take a preloaded library: a statically linked ELF cannot.
 fn statically_linked(program: &Path) -> bool {
     use object::Object;
-    let Ok(data) = std::fs::read(program) else { return false };
+    let Some(data) = read_program(program) else { return false };
     match object::File::parse(&*data) {
         Ok(f) => f.section_by_name(".interp").is_none(),
         Err(_) => false, // a script: its interpreter takes the shim
     }
 }
 
-/// Name a handler's function from the module's symbol table, given its offset in the module.
-fn symbol_at(module: &Path, offset: u64) -> Option<String> {
+/// The most of the shim's log the grader reads: the log is the server's own file.
+const LOG_CAP: u64 = 8 << 20;
+/// The most of a program the grader reads to name a handler.
+const PROGRAM_CAP: u64 = 256 << 20;
+
+/// The program the grader launched (validated, a regular file), read bounded and never through
+/// a link or a FIFO: between its validation and now, a server running as the grader's user
+/// could have replaced it.
+fn read_program(program: &Path) -> Option<Vec<u8>> {
+    let f = crate::supervise::files::open_regular(program).ok()?;
+    let (data, more) = crate::supervise::files::read_capped(f, PROGRAM_CAP).ok()?;
+    (!more).then_some(data)
+}
+
+/// Name a handler's function from the program's symbol table, given its offset in it.
+fn symbol_at(program: &Path, offset: u64) -> Option<String> {
     use object::{Object, ObjectSymbol};
-    let data = std::fs::read(module).ok()?;
+    let data = read_program(program)?;
     let file = object::File::parse(&*data).ok()?;
     // For a PIE or shared object, addresses in the file are offsets from its load base.
     file.symbols()
@@ -66,8 +80,69 @@ fn symbol_at(module: &Path, offset: u64) -> Option<String> {
         .find_map(|s| s.name().ok().map(str::to_string))
 }
 
+/// What /proc shows of the serving process: whether the shim is mapped in it, and the
+/// signals it catches (SigCgt).
+#[derive(Debug)]
+struct Observed {
+    pid: crate::inspect::Pid,
+    shim_mapped: bool,
+    caught: Vec<i32>,
+}
+
+impl Observed {
+    /// Read /proc/PID/maps and /proc/PID/status (each bounded); `Err` says, in words, why the
+    /// grader could not.
+    fn read(pid: crate::inspect::Pid, shim: &Path) -> Result<Observed, String> {
+        let read = |what: &str| -> Result<String, String> {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            std::fs::File::open(format!("/proc/{pid}/{what}"))
+                .and_then(|f| f.take(16 << 20).read_to_end(&mut buf))
+                .map_err(|e| {
+                    format!(
+                        "The grader could not observe the process that serves (pid {pid}): reading /proc/{pid}/{what} \
+                         failed ({e}), so it could not tell whether its signal-safety library is loaded there or which \
+                         handlers it has. A server that hides itself (makes itself non-dumpable, or exits) cannot be \
+                         graded on this check."
+                    )
+                })?;
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        };
+        let maps = read("maps")?;
+        let status = read("status")?;
+        let shim = std::fs::canonicalize(shim).unwrap_or_else(|_| shim.to_path_buf());
+        let shim = shim.to_string_lossy();
+        let shim_mapped = maps.lines().any(|l| l.split_whitespace().nth(5) == Some(&*shim) && l.ends_with(&*shim));
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            .ok_or_else(|| format!("The grader could not read which signals the process that serves (pid {pid}) handles."))?;
+        // Signals 1-31 only: glibc keeps real-time signals 32 and 33 for itself (thread
+        // cancellation, setuid across threads) and installs them without the program.
+        let caught = (1..32).filter(|s| mask & (1u64 << (s - 1)) != 0).collect();
+        Ok(Observed { pid, shim_mapped, caught })
+    }
+
+    /// This observation with the signals of an earlier one added (a handler removed since was
+    /// still one the server had).
+    fn with(mut self, earlier: &Observed) -> Observed {
+        if self.pid == earlier.pid {
+            self.shim_mapped &= earlier.shim_mapped;
+        }
+        for s in &earlier.caught {
+            if !self.caught.contains(s) {
+                self.caught.push(*s);
+            }
+        }
+        self
+    }
+}
+
 #[derive(Debug, Default)]
 struct HandlerLog {
+    /// An `install` line was seen for it.
+    installed: bool,
     symbol: String,
     runs: u64,
     /// Unsafe calls by function name.
@@ -75,7 +150,11 @@ struct HandlerLog {
 }
 
 /// Parse the shim's log: `install`, `run` and `unsafe` lines of key=value fields.
-fn parse_log(text: &str) -> BTreeMap<(i32, String), HandlerLog> {
+///
+/// The log is written inside the server's process, so it is untrusted text: nothing in it is
+/// opened. A handler is named from `module`'s symbols only when `module` is the program the
+/// grader itself launched (`program`: the path the server runs as, and the file to read).
+fn parse_log(text: &str, program: Option<(&str, &Path)>) -> BTreeMap<(i32, String), HandlerLog> {
     let mut handlers: BTreeMap<(i32, String), HandlerLog> = BTreeMap::new();
     for line in text.lines() {
         let mut words = line.splitn(2, ' ');
@@ -90,10 +169,12 @@ fn parse_log(text: &str) -> BTreeMap<(i32, String), HandlerLog> {
         let entry = handlers.entry((sig, handler.to_string())).or_default();
         match kind {
             "install" => {
+                entry.installed = true;
                 let named = get("symbol").filter(|s| *s != "-").map(str::to_string);
                 let resolved = named.or_else(|| {
                     let off = u64::from_str_radix(get("offset")?.trim_start_matches("0x"), 16).ok()?;
-                    symbol_at(Path::new(module?), off)
+                    let (exe, file) = program?;
+                    (module? == exe).then(|| symbol_at(file, off))?
                 });
                 entry.symbol = resolved.unwrap_or_else(|| format!("the function at {handler}"));
             }
@@ -168,13 +249,15 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         return Outcome::error(format!("cannot prepare the shim's log: {e}"));
     }
     let env: Vec<(OsString, OsString)> = vec![
-        ("LD_PRELOAD".into(), shim.into_os_string()),
+        ("LD_PRELOAD".into(), shim.clone().into_os_string()),
         ("ECHOGRADE_SHIM_LOG".into(), log.clone().into_os_string()),
     ];
+    let program = cx.launcher.spec.program.clone();
     let srv = match cx.start_with_env(env) {
         Ok(s) => s,
         Err(o) => return o,
     };
+    let at_start = Observed::read(srv.main_pid, &shim);
     // A server that stops serving still logged what its handlers did: no early return.
     let _ = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve, t.idle * 3);
     let mut swarm = Swarm::new(srv.addr());
@@ -191,13 +274,78 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     drop(swarm);
     // Let the handlers for the last exits run: wait until no child is left unreaped.
     wait_until(t.grace, || children(srv).is_empty());
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let handlers = parse_log(&text);
+    // What /proc shows of the serving process now (or, if it is gone, when it started).
+    let seen = match Observed::read(srv.main_pid, &shim) {
+        Ok(now) => match at_start {
+            Ok(then) => Ok(now.with(&then)),
+            Err(_) => Ok(now),
+        },
+        Err(e) => at_start.map_err(|_| e),
+    };
+    // The log is the server's file: read bounded, as bytes, never through a link or a FIFO.
+    let (bytes, truncated) = match crate::supervise::files::open_regular(&log)
+        .map_err(|e| e.to_string())
+        .and_then(|f| crate::supervise::files::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::fail(
+                0.0,
+                format!(
+                    "The grader could not read the log its signal-safety library keeps for the server ({e}): \
+                     something replaced or removed it, so whether the server's handlers are safe could not be checked."
+                ),
+                json!({ "log": "unreadable" }),
+            )
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let exe = std::fs::canonicalize(&program).ok();
+    let exe_str = exe.as_ref().map(|e| e.to_string_lossy().into_owned());
+    let handlers = parse_log(&text, exe_str.as_deref().zip(exe.as_deref()));
+    let recorded: std::collections::BTreeSet<i32> =
+        handlers.iter().filter(|(_, h)| h.installed).map(|((sig, _), _)| *sig).collect();
+    let unobserved = match seen {
+        Err(why) => Some((why, json!({ "observed": false }))),
+        Ok(o) if !o.shim_mapped => Some((
+            format!(
+                "The grader's signal-safety library (loaded with LD_PRELOAD) is not loaded in the process that \
+                 serves (pid {}), so the handlers that run there could not be checked. A server that clears \
+                 LD_PRELOAD, re-executes itself without it, or is started through a program that drops it, \
+                 cannot be graded on this check.",
+                o.pid
+            ),
+            json!({ "shim_loaded": false }),
+        )),
+        Ok(o) => {
+            let unseen: Vec<i32> = o.caught.iter().copied().filter(|s| !recorded.contains(s)).collect();
+            (!unseen.is_empty()).then(|| {
+                let names: Vec<String> = unseen.iter().map(|s| sig_name(*s)).collect();
+                (
+                    format!(
+                        "The serving process (pid {}) handles {}, but the grader's signal-safety library never saw \
+                         that handler installed (a raw rt_sigaction system call, or a log that was tampered with), \
+                         so whether it is async-signal-safe could not be checked. Install handlers with \
+                         sigaction or signal (the book's Signal wrapper).",
+                        o.pid,
+                        names.join(", ")
+                    ),
+                    json!({ "handlers_not_recorded": names }),
+                )
+            })
+        }
+    };
+    if let Some((why, ev)) = unobserved {
+        return Outcome::fail(0.0, why, ev);
+    }
     let installed: Vec<serde_json::Value> = handlers
         .iter()
         .map(|((sig, _), h)| json!({ "signal": sig_name(*sig), "handler": h.symbol, "runs": h.runs, "unsafe_calls": h.calls }))
         .collect();
-    let ev = json!({ "handlers": installed });
+    let mut ev = json!({ "handlers": installed });
+    if truncated {
+        ev["log_truncated_at_bytes"] = json!(LOG_CAP);
+    }
     let bad: Vec<_> = handlers.iter().filter(|(_, h)| !h.calls.is_empty()).collect();
     if bad.is_empty() {
         let fb = if handlers.is_empty() {
@@ -245,8 +393,9 @@ mod tests {
                    run pid=10 sig=17 handler=0x55\n\
                    unsafe pid=10 sig=17 handler=0x55 call=printf\n\
                    garbage line\n";
-        let h = parse_log(log);
+        let h = parse_log(log, None);
         let e = &h[&(17, "0x55".to_string())];
+        assert!(e.installed);
         assert_eq!(e.symbol, "sigchld_handler");
         assert_eq!(e.runs, 2);
         assert_eq!(e.calls["printf"], 2);

@@ -33,6 +33,10 @@ pub struct BuildSpec {
     pub timeout: Duration,
     /// Run make as this user (when the grader is root): the Makefile is student code.
     pub run_as: Option<crate::supervise::RunAs>,
+    /// Become child subreaper and, when make ends, kill and reap every child of this process
+    /// (what the build left, adopted). Only for a process that has no children of its own
+    /// during the build: the grader, not a test harness.
+    pub adopt_leftovers: bool,
 }
 
 impl Default for BuildSpec {
@@ -41,6 +45,7 @@ impl Default for BuildSpec {
             target: None,
             timeout: DEFAULT_TIMEOUT,
             run_as: None,
+            adopt_leftovers: false,
         }
     }
 }
@@ -128,6 +133,8 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         GradeError::Internal(format!("build step: {what}: {e}"))
     };
+    let home = crate::supervise::privilege::scratch_home(spec.run_as.as_ref())
+        .map_err(|e| internal("cannot create a HOME for make", &e))?;
     let (r, w) = nix::unistd::pipe().map_err(|e| internal("pipe", &e))?;
     let w2 = w.try_clone().map_err(|e| internal("pipe", &e))?;
     let mut cmd = Command::new("make");
@@ -136,16 +143,40 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
         .stdin(Stdio::null())
         .stdout(Stdio::from(w))
         .stderr(Stdio::from(w2))
-        // When grade itself runs under make (Autolab's autograde Makefile), the outer make's
-        // jobserver descriptors are not passed on: its flags must not be either.
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .env_remove("MAKEOVERRIDES")
+        // The Makefile is student code: it gets PATH, LANG and a scratch HOME, nothing else
+        // of the grader's environment (no token, and no outer make's MAKEFLAGS when grade
+        // itself runs under Autolab's make).
+        .env_clear()
+        .envs(crate::supervise::clean_env(Some(home.path())))
         .process_group(0);
     if let Some(u) = &spec.run_as {
         // std drops supplementary groups too when root changes the child's ids.
         cmd.uid(u.uid).gid(u.gid);
+    }
+    // The Makefile is contained like a server: make joins a cgroup of its own (a pids limit
+    // bounds a fork bomb) where the host has one, and the grader becomes child subreaper, so a
+    // daemon a Makefile starts (setsid, double fork) is adopted by the grader rather than by
+    // init. When make ends, all of it is killed and reaped.
+    if spec.adopt_leftovers {
+        crate::supervise::become_subreaper();
+        crate::supervise::privilege::shield_grader();
+    }
+    let cgroup = crate::supervise::InstanceCgroup::create(
+        &format!("echograde-{}-build", std::process::id()),
+        BUILD_NPROC,
+        BUILD_MEMORY,
+    );
+    let procs = cgroup.procs_fds();
+    // SAFETY: the closure runs in the forked child before exec and only calls write(2) on
+    // descriptors opened before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &procs {
+                nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+            }
+            crate::supervise::privilege::scope_signals();
+            Ok(())
+        });
     }
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
@@ -216,6 +247,9 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     let _ = killpg(pgid, Signal::SIGKILL);
     let status = child.wait().map_err(|e| internal("waiting for make", &e))?;
     let duration = started.elapsed();
+    // And what left the group: whatever is still in make's cgroup, and every process the
+    // grader adopted (nothing else is its child during the build).
+    end_the_build(&cgroup, spec.adopt_leftovers);
 
     // The reader ends at EOF, which comes as soon as no process holds the pipe. A process that
     // left make's group (setsid) could hold it forever: do not wait for it long.
@@ -249,6 +283,33 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
         output: text,
         output_bytes: total,
     })
+}
+
+/// The pids limit of the build's cgroup: make, the compiler and its passes, with room.
+const BUILD_NPROC: u64 = 512;
+/// The memory limit of the build's cgroup.
+const BUILD_MEMORY: u64 = 2 << 30;
+
+/// Kill everything the build left: the cgroup's members (where there is one), then the
+/// processes the grader adopted as child subreaper, and reap them.
+fn end_the_build(cgroup: &crate::supervise::InstanceCgroup, adopted: bool) {
+    let start = Instant::now();
+    while !cgroup.members().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        cgroup.kill_all();
+        for p in cgroup.members() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if adopted {
+            crate::supervise::reap::reap_exited(&[], &mut Default::default());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if adopted {
+        crate::supervise::reap::kill_orphans();
+    }
 }
 
 fn describe_status(status: &std::process::ExitStatus) -> String {
@@ -327,6 +388,7 @@ mod tests {
             target: Some("slow".into()),
             timeout: Duration::from_millis(300),
             run_as: None,
+            adopt_leftovers: false,
         };
         let t0 = Instant::now();
         let o = run_make(d.path(), &spec).unwrap();

@@ -358,6 +358,7 @@ pub fn grade_submission(run: &SubmissionRun) -> Result<Report, GradeError> {
             .or(run.submission.build.timeout_s.map(Duration::from_secs_f64))
             .unwrap_or(DEFAULT_TIMEOUT),
         run_as: None,
+        adopt_leftovers: true,
     };
     let mut spec = spec;
     // As root, the student's Makefile runs as the server's unprivileged user, in a copy of the
@@ -400,13 +401,16 @@ pub fn grade_submission(run: &SubmissionRun) -> Result<Report, GradeError> {
                 ),
             )
         } else {
-            let opts = (run.options)(
+            let mut opts = (run.options)(
                 ServerSpec {
                     program: program.clone(),
                     args: part.args.clone(),
                 },
                 part.rubric.clone(),
             );
+            // What the build made is student-controlled: only a regular file inside the
+            // submission, reached through no symbolic link, is graded.
+            opts.within = Some(dir.to_path_buf());
             match crate::grade(&opts) {
                 Ok(r) => r,
                 Err(

@@ -10,19 +10,21 @@
 //! The facade is [`Server`]; spawning, output, reaping and killing live in the submodules.
 
 mod cgroup;
+pub mod files;
 pub mod interrupt;
 pub mod limits;
 pub mod netns;
 mod output;
 pub mod privilege;
 pub mod reap;
-mod spawn;
+pub mod spawn;
 
 pub use cgroup::InstanceCgroup;
 pub use limits::Limits;
 pub use output::{Tail, TAIL_CAP};
 pub use privilege::RunAs;
 pub use reap::{become_subreaper, TeardownReport};
+pub use spawn::clean_env;
 
 use crate::inspect::{self, Pid, ProcTable, SocketTable};
 use nix::sys::signal::Signal;
@@ -110,6 +112,10 @@ pub struct Sandbox {
     pub cgroups: bool,
     /// The user the server runs as (when the grader is root).
     pub run_as: Option<RunAs>,
+    /// The server's `HOME`: a scratch folder of the run (`/nonexistent` when unset). Its
+    /// environment is otherwise only `PATH`, `LANG` and what a check adds (see
+    /// [`spawn::clean_env`]).
+    pub home: Option<PathBuf>,
 }
 
 /// Why an instance never became ready.
@@ -259,8 +265,15 @@ impl Server {
             ),
             run_as: sandbox.run_as.clone(),
         };
-        let mut child = spawn::spawn(&spec.program, &args, env, &sandbox.stdin, confine)
-            .map_err(|e| StartFailure::Spawn(e.to_string()))?;
+        let mut child = spawn::spawn(
+            &spec.program,
+            &args,
+            env,
+            &sandbox.stdin,
+            sandbox.home.as_deref(),
+            confine,
+        )
+        .map_err(|e| StartFailure::Spawn(e.to_string()))?;
         let stdin = child.stdin.take();
         let pid = child.id() as Pid;
         let stdout = Tail::new(TAIL_CAP);
@@ -469,7 +482,7 @@ impl Server {
                 l.nproc
             ));
         }
-        let open = inspect::fd_table(self.main_pid).len() as u64;
+        let open = inspect::fds::fd_count(self.main_pid) as u64;
         if open + 2 >= l.nofile {
             return Some(format!(
                 "its limit of {} open descriptors (RLIMIT_NOFILE)",

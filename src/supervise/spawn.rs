@@ -18,15 +18,43 @@ pub(crate) struct Confinement {
     pub run_as: Option<RunAs>,
 }
 
+/// The search path a server or a build gets when the grader has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The whole environment student code gets: `PATH` and `LANG` (the grader's, which the course
+/// configures, or defaults) and `HOME` in a scratch folder. Nothing else of the grader's
+/// environment (a `GRADESCOPE_TOKEN`, cloud credentials, ...) reaches it.
+pub fn clean_env(home: Option<&Path>) -> Vec<(OsString, OsString)> {
+    let keep = |k: &str, default: &str| {
+        (
+            OsString::from(k),
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.into()),
+        )
+    };
+    vec![
+        keep("PATH", DEFAULT_PATH),
+        keep("LANG", "C"),
+        (
+            "HOME".into(),
+            home.map_or_else(|| OsString::from("/nonexistent"), |h| h.as_os_str().into()),
+        ),
+    ]
+}
+
 pub(crate) fn spawn(
     program: &Path,
     args: &[OsString],
     env: &[(OsString, OsString)],
     stdin: &StdinSource,
+    home: Option<&Path>,
     confine: Confinement,
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(program);
     cmd.args(args)
+        .env_clear()
+        .envs(clean_env(home))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(match stdin {
             StdinSource::Pipe => Stdio::piped(),
@@ -49,10 +77,16 @@ pub(crate) fn spawn(
             }
             confine.rlimits.apply()?;
             if let Some(u) = &confine.run_as {
+                // As root, a private IPC namespace: System V shared memory, semaphores and
+                // message queues (and POSIX message queues) the server leaves die with it, and
+                // it cannot reach another grading's. Where the kernel refuses, nothing changes.
+                nix::libc::unshare(nix::libc::CLONE_NEWIPC);
                 nix::unistd::setgroups(&[])?;
                 nix::unistd::setgid(nix::unistd::Gid::from_raw(u.gid))?;
                 nix::unistd::setuid(nix::unistd::Uid::from_raw(u.uid))?;
             }
+            // Its signals reach only its own tree (not the grader), where the kernel can.
+            super::privilege::scope_signals();
             // If the grader dies without teardown, the server goes with it. (Set after the
             // user change, which clears it.)
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
