@@ -108,8 +108,17 @@ impl Observed {
                 })?;
             Ok(String::from_utf8_lossy(&buf).into_owned())
         };
-        let maps = read("maps")?;
         let status = read("status")?;
+        // A process that has exited (a zombie not yet reaped) shows no mappings at all: it is
+        // gone, not unshimmed. The caller then goes by what it saw at start.
+        if status
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|st| matches!(st.trim_start().chars().next(), Some('Z' | 'X')))
+        {
+            return Err(format!("The process that served (pid {pid}) has exited."));
+        }
+        let maps = read("maps")?;
         let shim = std::fs::canonicalize(shim).unwrap_or_else(|_| shim.to_path_buf());
         let shim = shim.to_string_lossy();
         let shim_mapped = maps.lines().any(|l| l.split_whitespace().nth(5) == Some(&*shim) && l.ends_with(&*shim));
