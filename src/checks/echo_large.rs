@@ -274,6 +274,16 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             continue;
         }
         let f = Failure::of(s, &case.lines);
+        // The measured shape the hint rests on, in the evidence beside the case.
+        if let Some(r) = results.last_mut() {
+            r["first_failure"] = json!({
+                "line": f.line,
+                "line_bytes": f.line_len,
+                "offset_in_line": f.offset,
+                "bytes_back_from_there": f.got.len(),
+                "connection_closed": f.closed,
+            });
+        }
         let what = format!(
             "{}: line {} of {} ({} bytes), from byte {}: the client {}.",
             case.name,
