@@ -157,6 +157,12 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
                     u.name
                 ))
             })?;
+            // Only the grading's own user may reach it: not a server of a grading beside.
+            if let Some(dir) = c.path.parent() {
+                supervise::uid_slots::share_only_with(dir, u).map_err(|e| {
+                    GradeError::Internal(format!("cannot restrict the server's copy: {e}"))
+                })?;
+            }
             spec.program = c.path.clone();
             Some(c)
         }

@@ -18,6 +18,7 @@ mod output;
 pub mod privilege;
 pub mod reap;
 pub mod spawn;
+pub mod uid_slots;
 
 pub use cgroup::InstanceCgroup;
 pub use limits::Limits;

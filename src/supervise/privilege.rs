@@ -2,7 +2,8 @@
 //!
 //! Gradescope and Autolab run graders as root. Student code running as root could write the
 //! report, the rubric or the grader itself. So as root the server runs as another user
-//! (`--user`; by default a dedicated `echograde` user where one exists, else `nobody`): it
+//! (by default a uid of the grading's own, see [`super::uid_slots`]; `--user NAME` names one,
+//! else a dedicated `echograde` user where one exists, else `nobody`): it
 //! cannot touch the grader's files, and the grader writes the
 //! report only after every server process is dead.
 
@@ -29,6 +30,13 @@ pub fn resolve(user: Option<&str>) -> Result<Option<RunAs>, String> {
             )),
             None => Ok(None),
         };
+    }
+    // By default each grading runs student code as a uid of its own (see uid_slots); a
+    // named `--user` is the course's choice, shared by gradings side by side.
+    if user.is_none() {
+        if let Ok(own) = super::uid_slots::claim() {
+            return Ok(Some(own));
+        }
     }
     // A dedicated user, where the machine has one, is better than the shared `nobody`: a
     // process limit (RLIMIT_NPROC) counts every process of a uid.
@@ -107,7 +115,8 @@ pub fn build_copy(src: &Path, who: &RunAs) -> std::io::Result<BuildCopy> {
     for p in &made {
         std::os::unix::fs::lchown(p, Some(who.uid), Some(who.gid))?;
     }
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    // Only that user's group may enter: another grading's uid cannot read the sources.
+    super::uid_slots::share_only_with(dir.path(), who)?;
     Ok(BuildCopy { _dir: dir, path })
 }
 
