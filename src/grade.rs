@@ -192,7 +192,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         8,
         16 << 20,
     );
-    let containment = serde_json::json!({
+    let mut containment = serde_json::json!({
         "process_group": true,
         "child_subreaper": true,
         "cgroup": containment_probe.describe(),
@@ -218,6 +218,8 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         );
         checks::model::observe(&launcher, timing, opts.seed)
     };
+    // Measured on the instance the probe started, not assumed.
+    containment["tmp"] = supervise::mount_ns::observed().into();
     let mut run_bound = probe_bound;
     let mut reports = Vec::new();
     let mut run_error: Option<String> = None;

@@ -149,10 +149,11 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
         .env_clear()
         .envs(crate::supervise::clean_env(Some(home.path())))
         .process_group(0);
-    if let Some(u) = &spec.run_as {
-        // std drops supplementary groups too when root changes the child's ids.
-        cmd.uid(u.uid).gid(u.gid);
-    }
+    // The user change happens in the child below, after the mount namespace (which needs
+    // root) is made.
+    let ids = spec.run_as.as_ref().map(|u| (u.uid, u.gid));
+    // A fresh /tmp and /dev/shm for the build; its copy and HOME stay reachable.
+    let private_tmp = crate::supervise::mount_ns::PrivateTmp::plan([dir, home.path()]);
     // The Makefile is contained like a server: make joins a cgroup of its own (a pids limit
     // bounds a fork bomb) where the host has one, and the grader becomes child subreaper, so a
     // daemon a Makefile starts (setsid, double fork) is adopted by the grader rather than by
@@ -167,12 +168,20 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
         BUILD_MEMORY,
     );
     let procs = cgroup.procs_fds();
-    // SAFETY: the closure runs in the forked child before exec and only calls write(2) on
-    // descriptors opened before the fork; it allocates nothing.
+    // SAFETY: the closure runs in the forked child before exec and only makes system calls
+    // (write on descriptors opened before the fork, unshare, mount, mkdir, setgroups/setgid/
+    // setuid, prctl) on memory allocated before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &procs {
                 nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+            }
+            private_tmp.enter()?;
+            if let Some((uid, gid)) = ids {
+                nix::libc::unshare(nix::libc::CLONE_NEWIPC);
+                nix::unistd::setgroups(&[])?;
+                nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
+                nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;
             }
             crate::supervise::privilege::scope_signals();
             Ok(())
@@ -189,6 +198,7 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
             internal("cannot start make", &e)
         }
     })?;
+    crate::supervise::mount_ns::note_child(child.id() as i32);
     drop(cmd); // our copies of the pipe's write end: EOF once make's group is gone
 
     let capture = Arc::new((Mutex::new(Capture::default()), Condvar::new()));

@@ -13,6 +13,7 @@ mod cgroup;
 pub mod files;
 pub mod interrupt;
 pub mod limits;
+pub mod mount_ns;
 pub mod netns;
 mod output;
 pub mod privilege;
@@ -265,6 +266,14 @@ impl Server {
                 cgroup.memory_limited,
             ),
             run_as: sandbox.run_as.clone(),
+            // Every path the grader hands the server (its program, HOME, the files named in
+            // the environment it sets) stays reachable inside the fresh /tmp.
+            private_tmp: Some(mount_ns::PrivateTmp::plan(
+                std::iter::once(spec.program.as_path())
+                    .chain(sandbox.home.as_deref())
+                    .chain(env.iter().map(|(_, v)| std::path::Path::new(v)))
+                    .filter(|p| p.is_absolute()),
+            )),
         };
         let mut child = spawn::spawn(
             &spec.program,
@@ -277,6 +286,7 @@ impl Server {
         .map_err(|e| StartFailure::Spawn(e.to_string()))?;
         let stdin = child.stdin.take();
         let pid = child.id() as Pid;
+        mount_ns::note_child(pid);
         let stdout = Tail::new(TAIL_CAP);
         let stderr = Tail::new(TAIL_CAP);
         if let Some(out) = child.stdout.take() {

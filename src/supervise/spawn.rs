@@ -16,6 +16,8 @@ pub(crate) struct Confinement {
     pub cgroup_procs: Vec<std::os::fd::RawFd>,
     pub rlimits: RlimitPlan,
     pub run_as: Option<RunAs>,
+    /// A fresh /tmp and /dev/shm (see [`super::mount_ns`]), where the kernel allows.
+    pub private_tmp: Option<super::mount_ns::PrivateTmp>,
 }
 
 /// The search path a server or a build gets when the grader has none.
@@ -76,6 +78,10 @@ pub(crate) fn spawn(
                 nix::libc::write(fd, b"0".as_ptr().cast(), 1);
             }
             confine.rlimits.apply()?;
+            // Before giving up root: a mount namespace needs CAP_SYS_ADMIN.
+            if let Some(t) = &confine.private_tmp {
+                t.enter()?;
+            }
             if let Some(u) = &confine.run_as {
                 // As root, a private IPC namespace: System V shared memory, semaphores and
                 // message queues (and POSIX message queues) the server leaves die with it, and
