@@ -220,6 +220,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
     };
     // Measured on the instance the probe started, not assumed.
     containment["tmp"] = supervise::mount_ns::observed().into();
+    containment["ipc"] = supervise::mount_ns::observed_ipc().into();
     let mut run_bound = probe_bound;
     let mut reports = Vec::new();
     let mut run_error: Option<String> = None;

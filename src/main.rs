@@ -91,9 +91,13 @@ struct Cli {
     /// Override a resource limit: cpu_s, nofile, nproc, memory_mib, fsize_mib (repeatable).
     #[arg(long, value_name = "KEY=N")]
     limit: Vec<String>,
-    /// Grade in a fresh network namespace with only loopback (needs root or CAP_SYS_ADMIN).
-    #[arg(long)]
+    /// Fail, rather than warn and go on, when the grader cannot make a network namespace of
+    /// its own (it tries by default: root, or an unprivileged user namespace).
+    #[arg(long, conflicts_with = "share_net")]
     isolate_net: bool,
+    /// Grade on the host's network: do not make a network namespace (the default isolates).
+    #[arg(long)]
+    share_net: bool,
     /// The server's standard input: `pipe` (default: open and empty, like a terminal nobody
     /// types at), `null` (/dev/null: EOF at once), or a FILE to read from.
     #[arg(long, value_name = "pipe|null|FILE", default_value = "pipe", value_parser = parse_stdin)]
@@ -161,9 +165,16 @@ fn load_any_rubric(path: &Path) -> Result<AnyRubric, GradeError> {
 }
 
 fn run(cli: &Cli) -> Result<i32, GradeError> {
-    if cli.isolate_net {
+    if !cli.share_net {
         // First, before any thread exists: the namespace is the calling thread's.
-        echograde::supervise::netns::isolate().map_err(GradeError::Usage)?;
+        if let Err(why) = echograde::supervise::netns::isolate_by_default() {
+            if cli.isolate_net {
+                return Err(GradeError::Usage(why));
+            }
+            eprintln!(
+                "grade: warning: grading on the host's network: {why} (--share-net silences this)"
+            );
+        }
     }
     if !(cli.time_scale.is_finite() && cli.time_scale > 0.0 && cli.time_scale <= 100.0) {
         return Err(GradeError::Usage(format!(
@@ -286,7 +297,7 @@ fn grade_options(cli: &Cli, spec: ServerSpec, rubric: Rubric, seed: u64) -> Grad
     o.only = cli.only.clone();
     o.user = cli.user.clone();
     o.limit_overrides = cli.limit.clone();
-    o.isolated_net = cli.isolate_net;
+    o.isolated_net = echograde::supervise::netns::is_isolated();
     o.stdin = cli.stdin.clone();
     o
 }

@@ -12,8 +12,10 @@
 //! each (`open_tree`) before the fresh tmpfs covers it and attaches it again at its own path
 //! (`move_mount`, Linux 5.2), so every path the grader hands the child names the same folder.
 //!
-//! It needs CAP_SYS_ADMIN: as root it works (measured on Linux 6.18); without root the
-//! `unshare` fails and nothing changes, which [`observed`] tells the report.
+//! It needs CAP_SYS_ADMIN over the grader's user namespace: as root, or without root once the
+//! grader has entered a user namespace of its own (see [`super::netns`]; measured on Linux
+//! 6.18, both work). Where the `unshare` fails nothing changes, which [`observed`] (measured
+//! on the child) tells the report.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -173,31 +175,44 @@ fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-/// What was seen of the last child started: 0 none yet, 1 private, 2 shared.
-static SEEN: AtomicU8 = AtomicU8::new(0);
+/// What was seen of the last child started, per namespace: 0 none yet, 1 private, 2 shared.
+static SEEN_MNT: AtomicU8 = AtomicU8::new(0);
+static SEEN_IPC: AtomicU8 = AtomicU8::new(0);
 
-/// Record whether `pid` (a child just started) is in a mount namespace other than the
-/// grader's: measured, not assumed. Warns once when it is not.
+/// Record whether `pid` (a child just started) is in mount and IPC namespaces other than the
+/// grader's: measured, not assumed. Warns once when its /tmp is the machine's.
 pub fn note_child(pid: i32) {
-    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
-    let private = match (ns(&pid.to_string()), ns("self")) {
-        (Some(a), Some(b)) => a != b,
-        _ => return,
-    };
-    let was = SEEN.swap(if private { 1 } else { 2 }, Ordering::Relaxed);
-    if !private && was != 2 {
-        eprintln!(
-            "grade: warning: student code shares /tmp and /dev/shm with the machine (no mount \
-             namespace: it needs root); files it leaves there can outlive the grading"
-        );
+    let ns = |p: &str, kind: &str| std::fs::read_link(format!("/proc/{p}/ns/{kind}")).ok();
+    for (kind, seen) in [("mnt", &SEEN_MNT), ("ipc", &SEEN_IPC)] {
+        let private = match (ns(&pid.to_string(), kind), ns("self", kind)) {
+            (Some(a), Some(b)) => a != b,
+            _ => continue,
+        };
+        let was = seen.swap(if private { 1 } else { 2 }, Ordering::Relaxed);
+        if kind == "mnt" && !private && was != 2 {
+            eprintln!(
+                "grade: warning: student code shares /tmp and /dev/shm with the machine (no \
+                 mount namespace: the kernel refused one); files it leaves there can outlive \
+                 the grading"
+            );
+        }
     }
 }
 
-/// For the report's containment evidence.
+/// For the report's containment evidence: `/tmp` and `/dev/shm`.
 pub fn observed() -> &'static str {
-    match SEEN.load(Ordering::Relaxed) {
+    match SEEN_MNT.load(Ordering::Relaxed) {
         1 => "private (a fresh tmpfs on /tmp and /dev/shm per instance, gone with it)",
-        2 => "shared with the machine (no mount namespace without root)",
+        2 => "shared with the machine (the kernel refused a mount namespace)",
+        _ => "not observed (no student code was started)",
+    }
+}
+
+/// For the report's containment evidence: System V and POSIX message queue IPC.
+pub fn observed_ipc() -> &'static str {
+    match SEEN_IPC.load(Ordering::Relaxed) {
+        1 => "private (an IPC namespace per instance)",
+        2 => "shared with the machine (the kernel refused an IPC namespace)",
         _ => "not observed (no student code was started)",
     }
 }

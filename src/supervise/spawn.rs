@@ -82,11 +82,12 @@ pub(crate) fn spawn(
             if let Some(t) = &confine.private_tmp {
                 t.enter()?;
             }
+            // A private IPC namespace (as root, or in the grader's own user namespace): System
+            // V shared memory, semaphores and message queues (and POSIX message queues) the
+            // server leaves die with it, and it cannot reach another grading's. Where the
+            // kernel refuses, nothing changes.
+            nix::libc::unshare(nix::libc::CLONE_NEWIPC);
             if let Some(u) = &confine.run_as {
-                // As root, a private IPC namespace: System V shared memory, semaphores and
-                // message queues (and POSIX message queues) the server leaves die with it, and
-                // it cannot reach another grading's. Where the kernel refuses, nothing changes.
-                nix::libc::unshare(nix::libc::CLONE_NEWIPC);
                 nix::unistd::setgroups(&[])?;
                 nix::unistd::setgid(nix::unistd::Gid::from_raw(u.gid))?;
                 nix::unistd::setuid(nix::unistd::Uid::from_raw(u.uid))?;
