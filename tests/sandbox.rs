@@ -50,10 +50,7 @@ fn as_root_the_server_cannot_write_where_the_report_goes() {
 #[test]
 fn by_default_the_network_is_isolated_and_a_correct_server_keeps_full_marks() {
     let bin = fixture("ok_thread");
-    let (code, report, stderr) = grade_json(
-        &bin,
-        &["--only", "echo.basic,concurrency.overlap"],
-    );
+    let (code, report, stderr) = grade_json(&bin, &["--only", "echo.basic,concurrency.overlap"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["score"], 17.0);
     assert!(report["server"]["containment"]["network"]

@@ -68,12 +68,14 @@ pub struct ExecutableCopy {
 }
 
 /// Copy the already opened (and validated) program `from` into a fresh folder of root's:
-/// created new (never through an existing name or link), filled, made executable, and only
-/// then is the folder opened to others. `name` gives the copy its file name.
+/// created new (never through an existing name or link), filled and made executable, in a
+/// folder only root may enter until the caller shares it. `name` gives the copy its file name.
 pub fn accessible_copy(mut from: std::fs::File, name: &Path) -> std::io::Result<ExecutableCopy> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = tempfile::Builder::new()
         .prefix("echograde-server")
+        // Root's alone from the start (tempfile's default follows the umask: 0755).
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()?;
     let name = name.file_name().unwrap_or(std::ffi::OsStr::new("server"));
     let copy = dir.path().join(name);
@@ -88,7 +90,9 @@ pub fn accessible_copy(mut from: std::fs::File, name: &Path) -> std::io::Result<
         std::io::copy(&mut from, &mut to)?;
         to.set_permissions(std::fs::Permissions::from_mode(0o755))?;
     }
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    // The folder stays root's alone (0700): the caller lets the grading's own user in
+    // (uid_slots::share_only_with). Opening it to all first, even for a moment, let a server
+    // of a grading beside read the program.
     Ok(ExecutableCopy {
         _dir: dir,
         path: copy,
@@ -108,6 +112,8 @@ pub struct BuildCopy {
 pub fn build_copy(src: &Path, who: &RunAs) -> std::io::Result<BuildCopy> {
     let dir = tempfile::Builder::new()
         .prefix("echograde-build")
+        // Root's alone from the start (tempfile's default follows the umask: 0755).
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()?;
     let path = dir.path().join("submission");
     let mut made = Vec::new();
@@ -162,6 +168,8 @@ fn copy_tree(src: &Path, dst: &Path, made: &mut Vec<PathBuf>) -> std::io::Result
 pub fn scratch_home(who: Option<&RunAs>) -> std::io::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new()
         .prefix("echograde-home")
+        // Root's alone from the start (tempfile's default follows the umask: 0755).
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()?;
     if let Some(u) = who {
         std::os::unix::fs::lchown(dir.path(), Some(u.uid), Some(u.gid))?;
