@@ -285,3 +285,141 @@ fn printf_in_a_handler_fails_in_bounded_time_when_the_log_names_a_fifo() {
     let fb = c["feedback"].as_str().unwrap();
     assert!(fb.contains("printf"), "the unsafe call is named: {fb}");
 }
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Start `grade --format json ARGS SERVER` with `TMPDIR` set, under the leftover check.
+fn spawn_grade_in(tmpdir: &std::path::Path, args: &[&str], server: &std::path::Path) -> Contained {
+    let mut all: Vec<std::ffi::OsString> = vec![
+        format!("TMPDIR={}", tmpdir.display()).into(),
+        grade_bin().into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    all.extend(args.iter().map(Into::into));
+    all.push(server.into());
+    Contained::spawn_program(
+        "env".as_ref(),
+        &all,
+        std::process::Stdio::piped(),
+        std::process::Stdio::piped(),
+    )
+}
+
+/// The report of a finished grading, with nothing of it left running.
+fn finish(run: Contained, what: &str) -> serde_json::Value {
+    let (out, leftovers) = run.wait_with_output();
+    assert_nothing_left(&leftovers, what);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
+}
+
+/// Two gradings side by side, as root: one student's server spies on everything outside its
+/// own process group (other servers' programs and working folders through /proc, SIGSTOP) and
+/// on the grader's folders beside its HOME (other gradings' HOME, program copy, build copy),
+/// killing itself the moment anything works. The grader's temporary folder is one both see
+/// (not /tmp, which each server gets privately), as on a machine with TMPDIR set. The correct
+/// server next to it keeps full marks, and the spy keeps the full marks of the echo server it
+/// is: nothing of the other grading was within its reach. (With `--user nobody` for both, the
+/// spy lists the other grading's HOME and scores 0: measured.)
+#[test]
+fn two_gradings_side_by_side_cannot_reach_each_others_files_or_processes() {
+    if !is_root() {
+        eprintln!("skipped: gradings get uids of their own only when the grader is root");
+        return;
+    }
+    let Ok(shared) = tempfile::Builder::new()
+        .prefix("echograde-side")
+        .tempdir_in("/var/tmp")
+    else {
+        eprintln!("skipped: no /var/tmp to share between the two gradings");
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let (_private, good) = private_copy(&fixture("ok_process"));
+    let spy = fixture("hostile/spy_other_gradings");
+    let spying = spawn_grade_in(
+        shared.path(),
+        &[
+            "--seed",
+            "1",
+            "--only",
+            "echo.basic,echo.large,robust.sigpipe",
+        ],
+        &spy,
+    );
+    let graded = spawn_grade_in(
+        shared.path(),
+        &[
+            "--seed",
+            "2",
+            "--only",
+            "echo.basic,concurrency.stay,concurrency.many",
+        ],
+        &good,
+    );
+    let good_report = finish(graded, "the correct server's grading");
+    let spy_report = finish(spying, "the spy's grading");
+    assert_eq!(
+        good_report["score"], good_report["max_score"],
+        "the correct server lost points beside the spy: {good_report}"
+    );
+    assert_eq!(
+        spy_report["score"], spy_report["max_score"],
+        "the spy reached something of the other grading: {spy_report}"
+    );
+    assert_ne!(
+        good_report["server"]["containment"]["user"], spy_report["server"]["containment"]["user"],
+        "the two gradings ran student code as one user"
+    );
+}
+
+/// liveness.churn attaches gdb to a server that stopped serving. The server's watcher child
+/// reads its tracer's uid from /proc and writes it on stderr: gdb runs as the server's own
+/// user, never as root.
+#[test]
+fn gdb_attaches_to_a_stuck_server_as_the_servers_own_user() {
+    let has_gdb = std::process::Command::new("gdb")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_gdb {
+        eprintln!("skipped: gdb is not installed");
+        return;
+    }
+    let (code, report, stderr) = grade_json(
+        &fixture("hostile/tracer_uid"),
+        &["--only", "liveness.churn"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let c = check(&report, "liveness.churn");
+    assert_eq!(c["status"], "fail", "the server stops serving: {c}");
+    let tail = c["server_output"]["stderr_tail"]
+        .as_str()
+        .unwrap_or_default();
+    let line = tail
+        .lines()
+        .find(|l| l.starts_with("tracer uid"))
+        .unwrap_or_else(|| panic!("the server saw no tracer: {c}"));
+    let ids: Vec<i64> = line
+        .split(|ch: char| !ch.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(ids.len(), 2, "{line}");
+    assert_eq!(
+        ids[0], ids[1],
+        "gdb ran as another user than the server: {line}"
+    );
+    if is_root() {
+        assert_ne!(ids[0], 0, "gdb ran as root: {line}");
+    }
+}

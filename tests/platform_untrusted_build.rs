@@ -134,3 +134,86 @@ fn a_daemon_started_by_the_makefile_does_not_outlive_the_grading() {
     assert_eq!(check(&r, "build")["status"], "pass");
     assert_eq!(r["score"], 0.0, "no program was built");
 }
+
+/// The pids of processes named `comm` (e.g. a daemon that renamed itself when ready).
+fn pids_named(comm: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
+/// While one student's Makefile runs a daemon that holds every port the grader picks from
+/// (10000-32767 on 127.0.0.1) and plants links to a root-only file in every build copy it can
+/// find, another student's correct submission is built and graded: it keeps full marks, and
+/// the root-only file outside is untouched. (Each grading has its own network namespace, its
+/// own uid and its own /tmp; the build copy is root's until it is complete.)
+#[test]
+fn a_build_daemon_holding_ports_and_planting_links_spoils_no_grading_beside_it() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "skipped: gradings are kept apart (uid, namespaces) only when the grader is root"
+        );
+        return;
+    }
+    // The file a planted link points at: root's, 0600, in a 0700 folder.
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, "root's own\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let hostile = open_tempdir();
+    std::fs::copy(
+        root().join("fixtures/hostile/build_daemon.c"),
+        hostile.path().join("build_daemon.c"),
+    )
+    .unwrap();
+    makefile(
+        hostile.path(),
+        &format!(
+            "all:\n\tcc -O2 -o build_daemon build_daemon.c\n\t./build_daemon 10000 32767 15 {}\n",
+            secret.display()
+        ),
+    );
+    let mut argv: Vec<std::ffi::OsString> = vec![grade_bin().into()];
+    for a in ["--format", "json", "--seed", "1", "--build"] {
+        argv.push(a.into());
+    }
+    argv.push(hostile.path().into());
+    argv.push("--rubric".into());
+    argv.push(root().join("graders/echo-process.yaml").into());
+    for a in ["--only", "echo.basic", "echoserverp"] {
+        argv.push(a.into());
+    }
+    let first = Contained::spawn_program("env".as_ref(), &argv, Stdio::null(), Stdio::piped());
+    // Wait (bounded) until the daemon holds its ports and has looked for build copies once.
+    let t0 = Instant::now();
+    while pids_named("builddaemon-up").is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the build daemon never came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let correct_dir = open_tempdir();
+    support::correct(correct_dir.path());
+    let (code, r, stderr) = grade_build(correct_dir.path(), &[], Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !pids_named("builddaemon-up").is_empty(),
+        "the daemon was gone before the other grading ended: the test proves nothing"
+    );
+    assert_eq!(check(&r, "build")["status"], "pass", "{r}");
+    assert_eq!(
+        r["score"], r["max_score"],
+        "the correct server lost points: {r}"
+    );
+    let (_out, leftovers) = first.wait_with_output();
+    assert_nothing_left(&leftovers, "the hostile build's grading");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root's own\n");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the file outside was made {mode:o}");
+}

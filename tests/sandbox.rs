@@ -336,3 +336,91 @@ fn as_root_a_servers_system_v_shared_memory_does_not_outlive_the_grading() {
         .collect();
     assert!(left.is_empty(), "segments left behind: {:x?}", left);
 }
+
+/// Names this machine's /tmp and /dev/shm hold that start with `prefix`.
+fn left_in_tmp(prefix: &str) -> Vec<String> {
+    ["/tmp", "/dev/shm"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// A server leaves a file in /tmp, a POSIX shared memory object in /dev/shm and a System V
+/// segment: after grading none of them is on the machine (the server got a private /tmp,
+/// /dev/shm and IPC namespace), and it still gets its honest marks.
+fn nothing_left_in_tmp_shm_or_sysv(grade: &[std::ffi::OsString], dir: &std::path::Path) {
+    let bin = dir.join("leaves_files");
+    assert!(std::process::Command::new("cp")
+        .arg(fixture("hostile/leaves_files"))
+        .arg(&bin)
+        .status()
+        .unwrap()
+        .success());
+    let before_files = left_in_tmp("echograde-left-");
+    let before_shm = echograde_shm_keys();
+    let mut args: Vec<std::ffi::OsString> = grade[1..].to_vec();
+    for a in ["--format", "json", "--seed", "5", "--only", "echo.basic"] {
+        args.push(a.into());
+    }
+    args.push(bin.into());
+    let run = Contained::spawn_program(&grade[0], &args, Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert_nothing_left(&leftovers, "grading leaves_files");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["checks"][0]["status"], "pass", "{v}");
+    let files: Vec<String> = left_in_tmp("echograde-left-")
+        .into_iter()
+        .filter(|n| !before_files.contains(n))
+        .collect();
+    assert!(files.is_empty(), "left in /tmp or /dev/shm: {files:?}");
+    let shm: Vec<i64> = echograde_shm_keys()
+        .into_iter()
+        .filter(|k| !before_shm.contains(k))
+        .collect();
+    assert!(shm.is_empty(), "System V segments left: {shm:x?}");
+}
+
+#[test]
+fn files_a_server_leaves_in_tmp_and_dev_shm_and_sysv_shm_are_gone_after_grading() {
+    let d = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    nothing_left_in_tmp_shm_or_sysv(&[grade_bin().into()], d.path());
+}
+
+/// The same without root (Autolab): the grader's own user namespace gives the server its
+/// private /tmp, /dev/shm and IPC namespace (where the kernel allows unprivileged user
+/// namespaces, as Linux 6.18 here does; elsewhere the report says they are shared).
+#[test]
+fn without_root_files_a_server_leaves_in_tmp_dev_shm_and_sysv_shm_are_gone_too() {
+    let cmd = match non_root_grade() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let d = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let unshare_allowed = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "--user",
+            "true",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if is_root() && !unshare_allowed {
+        eprintln!("skipped: this kernel forbids unprivileged user namespaces");
+        return;
+    }
+    nothing_left_in_tmp_shm_or_sysv(&cmd, d.path());
+}
