@@ -286,6 +286,28 @@ fn printf_in_a_handler_fails_in_bounded_time_when_the_log_names_a_fifo() {
     assert!(fb.contains("printf"), "the unsafe call is named: {fb}");
 }
 
+/// The handler is installed through glibc's own sigaction (behind the shim) and a well-formed
+/// forged `install` line covers its signal: /proc's SigCgt matches the log, but the handler
+/// the kernel holds is not the shim's, and the check fails saying it could not observe it.
+#[test]
+fn printf_in_a_handler_installed_behind_the_shim_with_a_forged_record_fails() {
+    let has_gdb = std::process::Command::new("gdb")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_gdb {
+        eprintln!("skipped: the kernel's handlers are read through gdb, which is not installed");
+        return;
+    }
+    let c = signal_safety_of("sigsafety_forged_install");
+    let fb = c["feedback"].as_str().unwrap();
+    assert!(
+        fb.contains("SIGCHLD") && fb.contains("could not observe"),
+        "says which handler it could not observe: {fb}"
+    );
+}
+
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

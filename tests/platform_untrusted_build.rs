@@ -217,3 +217,68 @@ fn a_build_daemon_holding_ports_and_planting_links_spoils_no_grading_beside_it()
     let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the file outside was made {mode:o}");
 }
+
+/// A Makefile that leaves files in /tmp and /dev/shm: the build had its own fresh ones, so
+/// nothing of them is on the machine after grading.
+#[test]
+fn files_a_makefile_leaves_in_tmp_and_dev_shm_are_gone_after_grading() {
+    let d = open_tempdir();
+    let tag = format!("echograde-left-make-{}", std::process::id());
+    makefile(
+        d.path(),
+        &format!("all:\n\techo left > /tmp/{tag}\n\techo left > /dev/shm/{tag}\n\t@echo left two files\n"),
+    );
+    let (code, r, stderr) = grade_build(d.path(), &[], Duration::from_secs(30));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(check(&r, "build")["status"], "pass", "{r}");
+    for dir in ["/tmp", "/dev/shm"] {
+        let left = Path::new(dir).join(&tag);
+        let there = left.exists();
+        let _ = std::fs::remove_file(&left);
+        assert!(!there, "{} survived the grading", left.display());
+    }
+}
+
+/// A Makefile that fork-bombs: the build's processes are bounded (a pids cgroup, or a process
+/// limit on the grading's own uid), make is stopped by its time limit, nothing is left, and
+/// the report comes in bounded time.
+#[test]
+fn a_makefile_fork_bomb_is_bounded_and_leaves_nothing() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: without root the build runs as the tester's own user, whose process limit a fork bomb would exhaust for the whole test run");
+        return;
+    }
+    let d = open_tempdir();
+    makefile(d.path(), "all:\n\tsh -c 'b() { b & b & wait; }; b'\n");
+    let mut args: Vec<std::ffi::OsString> = vec![grade_bin().into()];
+    for a in [
+        "--format",
+        "json",
+        "--seed",
+        "42",
+        "--build-timeout",
+        "5",
+        "--build",
+    ] {
+        args.push(a.into());
+    }
+    args.push(d.path().into());
+    args.push("--rubric".into());
+    args.push(root().join("graders/echo-process.yaml").into());
+    for a in ["--only", "echo.basic", "echoserverp"] {
+        args.push(a.into());
+    }
+    let t0 = Instant::now();
+    let run = Contained::spawn_program(&args[0], &args[1..], Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_nothing_left(&leftovers, "grading a fork-bombing build");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(check(&v, "build")["status"], "fail", "{v}");
+    assert_eq!(v["score"], 0.0);
+}

@@ -229,7 +229,9 @@ fn gdb_backtrace(pid: Pid) -> Option<String> {
         return None; // a server running as root is not something to attach to as root
     }
     let mut cmd = std::process::Command::new("gdb");
-    cmd.args(["-nx", "-batch", "-p", &pid.to_string(), "-ex", "thread apply all bt 12"])
+    // "set sysroot /": the server may be in a mount namespace of its own, whose files gdb
+    // would read through /proc/PID/root; the paths are the same in the grader's.
+    cmd.args(["-nx", "-batch", "-iex", "set sysroot /", "-p", &pid.to_string(), "-ex", "thread apply all bt 12"])
         .env_clear()
         .envs(crate::supervise::clean_env(None))
         .stdin(std::process::Stdio::null())

@@ -148,6 +148,15 @@ impl Observed {
     }
 }
 
+/// Whether the process is still there and not a zombie (gdb cannot attach to one).
+fn inspect_alive(pid: crate::inspect::Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next()))
+        .flatten()
+        .is_some_and(|st| st != 'Z' && st != 'X')
+}
+
 #[derive(Debug, Default)]
 struct HandlerLog {
     /// An `install` line was seen for it.
@@ -314,8 +323,8 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let handlers = parse_log(&text, exe_str.as_deref().zip(exe.as_deref()));
     let recorded: std::collections::BTreeSet<i32> =
         handlers.iter().filter(|(_, h)| h.installed).map(|((sig, _), _)| *sig).collect();
-    let unobserved = match seen {
-        Err(why) => Some((why, json!({ "observed": false }))),
+    let unobserved = match &seen {
+        Err(why) => Some((why.clone(), json!({ "observed": false }))),
         Ok(o) if !o.shim_mapped => Some((
             format!(
                 "The grader's signal-safety library (loaded with LD_PRELOAD) is not loaded in the process that \
@@ -347,11 +356,54 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some((why, ev)) = unobserved {
         return Outcome::fail(0.0, why, ev);
     }
+    // Recorded is not yet installed through the shim: a forged `install` line can name a
+    // signal whose handler was installed behind its back. The kernel's handler of each caught
+    // signal must be one of the shim's wrappers.
+    let mut kernel_note = None;
+    if let Ok(o) = &seen {
+        if inspect_alive(o.pid) {
+            let shim_path = std::fs::canonicalize(&shim).unwrap_or_else(|_| shim.clone());
+            let text = crate::supervise::kernel_handlers::mapped_text(o.pid, &shim_path.to_string_lossy());
+            match crate::supervise::kernel_handlers::read(o.pid, &o.caught, crate::timing::within_check(std::time::Duration::from_secs(10))) {
+                Ok(found) => {
+                    let foreign: Vec<(i32, u64)> = found
+                        .into_iter()
+                        .filter(|&(_, a)| a > 1 && !text.iter().any(|&(lo, hi)| lo <= a && a < hi))
+                        .collect();
+                    if !foreign.is_empty() {
+                        let names: Vec<String> = foreign.iter().map(|(s, a)| format!("{} (at {a:#x})", sig_name(*s))).collect();
+                        return Outcome::fail(
+                            0.0,
+                            format!(
+                                "The serving process (pid {}) handles {} with a function the grader's signal-safety library \
+                                 did not install (the kernel's handler lies outside the library), although the library's log \
+                                 records a handler for it: the grader could not observe that handler, so whether it is \
+                                 async-signal-safe could not be checked. Install handlers with sigaction or signal (the book's \
+                                 Signal wrapper).",
+                                o.pid,
+                                names.join(", ")
+                            ),
+                            json!({ "handlers_not_installed_through_the_shim": names }),
+                        );
+                    }
+                    kernel_note = Some(json!(if o.caught.is_empty() {
+                        "no signal is caught"
+                    } else {
+                        "every caught signal's handler is the shim's wrapper"
+                    }));
+                }
+                Err(why) => kernel_note = Some(json!(format!("not read ({why})"))),
+            }
+        }
+    }
     let installed: Vec<serde_json::Value> = handlers
         .iter()
         .map(|((sig, _), h)| json!({ "signal": sig_name(*sig), "handler": h.symbol, "runs": h.runs, "unsafe_calls": h.calls }))
         .collect();
     let mut ev = json!({ "handlers": installed });
+    if let Some(note) = kernel_note {
+        ev["kernel_handlers"] = note;
+    }
     if truncated {
         ev["log_truncated_at_bytes"] = json!(LOG_CAP);
     }

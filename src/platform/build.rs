@@ -180,6 +180,13 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
             // System V IPC a Makefile leaves dies with the build (where the kernel allows).
             nix::libc::unshare(nix::libc::CLONE_NEWIPC);
             if let Some((uid, gid)) = ids {
+                // The build's uid is the grading's own: a process limit on it bounds a fork
+                // bomb even where there is no pids cgroup.
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NPROC,
+                    BUILD_NPROC,
+                    BUILD_NPROC,
+                )?;
                 nix::unistd::setgroups(&[])?;
                 nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
                 nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;

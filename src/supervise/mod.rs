@@ -12,6 +12,7 @@
 mod cgroup;
 pub mod files;
 pub mod interrupt;
+pub mod kernel_handlers;
 pub mod limits;
 pub mod mount_ns;
 pub mod netns;
