@@ -85,7 +85,8 @@ struct Cli {
     /// --format gradescope: who sees each test.
     #[arg(long, default_value = "visible", value_parser = clap::builder::PossibleValuesParser::new(gradescope::VISIBILITIES))]
     visibility: String,
-    /// When the grader runs as root, run the server as this user (default: nobody).
+    /// When the grader runs as root, run student code as this user (default: a uid of this
+    /// grading's own; gradings side by side with the same NAME share it).
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Override a resource limit: cpu_s, nofile, nproc, memory_mib, fsize_mib (repeatable).

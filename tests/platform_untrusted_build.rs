@@ -239,9 +239,8 @@ fn files_a_makefile_leaves_in_tmp_and_dev_shm_are_gone_after_grading() {
     }
 }
 
-/// A Makefile that fork-bombs: the build's processes are bounded (a pids cgroup, or a process
-/// limit on the grading's own uid), make is stopped by its time limit, nothing is left, and
-/// the report comes in bounded time.
+/// A Makefile that fork-bombs: the build's processes are bounded (a pids cgroup, and a process
+/// limit on the grading's own uid), nothing is left, and the report comes in bounded time.
 #[test]
 fn a_makefile_fork_bomb_is_bounded_and_leaves_nothing() {
     if !nix::unistd::geteuid().is_root() {
@@ -279,6 +278,7 @@ fn a_makefile_fork_bomb_is_bounded_and_leaves_nothing() {
     assert_nothing_left(&leftovers, "grading a fork-bombing build");
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(check(&v, "build")["status"], "fail", "{v}");
-    assert_eq!(v["score"], 0.0);
+    // Bounded, the bomb's forks fail and make may even succeed; either way no program.
+    assert_eq!(v["status"], "graded", "{v}");
+    assert_eq!(v["score"], 0.0, "{v}");
 }

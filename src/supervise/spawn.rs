@@ -66,8 +66,9 @@ pub(crate) fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec and makes only system calls
-    // (setpgid, write, setrlimit, setgroups/setgid/setuid, prctl, sigaction, sigprocmask,
-    // close_range); it reads `confine`, allocated before the fork, and allocates nothing.
+    // (setpgid, write, setrlimit, unshare, mount, mkdir, open_tree, move_mount,
+    // setgroups/setgid/setuid, prctl, sigaction, sigprocmask, close_range); it reads
+    // `confine`, allocated before the fork, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
