@@ -424,3 +424,42 @@ fn without_root_files_a_server_leaves_in_tmp_dev_shm_and_sysv_shm_are_gone_too()
     }
     nothing_left_in_tmp_shm_or_sysv(&cmd, d.path());
 }
+
+/// The range of grading uids is the course's to set; a uid in it that belongs to an account
+/// (here `nobody`'s, 65534) is never taken for a grading's own: the grader warns and falls back
+/// to the shared user, and the correct server keeps full marks.
+#[test]
+fn a_grading_uid_that_belongs_to_an_account_is_never_used() {
+    if !is_root() {
+        eprintln!("skipped: gradings get uids of their own only when the grader is root");
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("skipped: there is no user nobody");
+        return;
+    };
+    let (_private, bin) = private_copy(&fixture("ok_process"));
+    let args: Vec<std::ffi::OsString> = vec![
+        format!("ECHOGRADE_UID_BASE={}", nobody.uid).into(),
+        "ECHOGRADE_UID_SLOTS=1".into(),
+        grade_bin().into(),
+        "--format".into(),
+        "json".into(),
+        "--only".into(),
+        "echo.basic".into(),
+        bin.into(),
+    ];
+    let run = Contained::spawn_program("env".as_ref(), &args, Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert_nothing_left(&leftovers, "grading with a uid range that holds an account");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
+    let user = v["server"]["containment"]["user"].as_str().unwrap();
+    assert!(!user.contains("its own"), "took an account's uid: {user}");
+    assert!(
+        stderr.contains("no uid of its own"),
+        "the fallback is not silent: {stderr}"
+    );
+    assert_eq!(v["score"], v["max_score"], "{v}");
+}
