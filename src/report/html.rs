@@ -65,7 +65,7 @@ table.summary td.score{text-align:right;white-space:nowrap}
 .error .badge,.badge.error{background:var(--error)}.skipped .badge,.badge.skipped{background:var(--skip)}
 section.check{border:1px solid var(--line);border-left:6px solid var(--skip);border-radius:6px;padding:.8em 1em;margin:1.2em 0}
 section.pass{border-left-color:var(--pass)}section.fail{border-left-color:var(--fail)}section.error{border-left-color:var(--error)}
-.score{float:right;font-weight:600}
+h2 .score{float:right;font-weight:600}
 .feedback{white-space:pre-wrap}
 figure{margin:.6em 0}figcaption{color:var(--soft);font-size:.85em}
 svg.timeline,svg.legend{width:100%;height:auto;display:block;background:#fff}
@@ -215,7 +215,9 @@ fn timeline(h: &mut String, t: &Timeline, id: &str) {
         );
         tick += step;
     }
-    // The grader's actions: a line through every row, a word at the top.
+    // The grader's actions: a line through every row, a word at the top (left out where it
+    // would run into the previous one; the line's tooltip still says it).
+    let mut words_end = f64::MIN;
     for a in &t.actions {
         let (color, word) = match a.kind {
             ActionKind::Start => ("#9a6700", "start"),
@@ -230,6 +232,18 @@ fn timeline(h: &mut String, t: &Timeline, id: &str) {
             (ax - 2.0, "end")
         } else {
             (ax + 2.0, "start")
+        };
+        let width = 6.5 * word.len() as f64;
+        let (left, right) = if anchor == "end" {
+            (tx - width, tx)
+        } else {
+            (tx, tx + width)
+        };
+        let word = if left < words_end + 4.0 {
+            ""
+        } else {
+            words_end = right;
+            word
         };
         let _ = writeln!(
             h,
