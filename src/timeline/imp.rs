@@ -170,7 +170,13 @@ pub fn action(kind: ActionKind, what: impl Into<String>) {
     with(|r| {
         if kind == ActionKind::Teardown {
             if let Some(s) = &r.sampler {
-                s.root.store(0, Ordering::Relaxed);
+                // The last look at the server as the check left it, then no more.
+                let root = s.root.swap(0, Ordering::Relaxed);
+                if root > 0 {
+                    let _ = s
+                        .stop
+                        .send(Some(sample(r.t0, root, std::process::id() as Pid)));
+                }
             }
         }
         if r.actions.len() < MAX_ACTIONS {
@@ -197,14 +203,15 @@ pub fn server_started(pid: Pid, port: u16) {
 
 struct Sampler {
     root: Arc<AtomicI32>,
-    stop: mpsc::Sender<()>,
+    /// `Some`: a sample taken elsewhere, to keep; `None`: stop.
+    stop: mpsc::Sender<Option<Sample>>,
     thread: JoinHandle<(Vec<Sample>, Duration)>,
 }
 
 impl Sampler {
     fn spawn(t0: Instant, pid: Pid) -> Sampler {
         let root = Arc::new(AtomicI32::new(pid));
-        let (stop, stopped) = mpsc::channel::<()>();
+        let (stop, stopped) = mpsc::channel::<Option<Sample>>();
         let watched = root.clone();
         let thread = std::thread::spawn(move || {
             let me = std::process::id() as Pid;
@@ -226,12 +233,18 @@ impl Sampler {
                 }
                 match stopped.recv_timeout(every) {
                     Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Ok(Some(taken)) => {
+                        samples.push(taken);
+                        continue;
+                    }
                     // Stopped: one last look, unless the instance is being torn down.
                     _ => {
                         let root = watched.load(Ordering::Relaxed);
                         if root > 0 {
                             samples.push(sample(t0, root, me));
                         }
+                        // The teardown's sample may have raced the last one taken here.
+                        samples.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
                         return (samples, every);
                     }
                 }
@@ -241,7 +254,7 @@ impl Sampler {
     }
 
     fn stop(self) -> (Vec<Sample>, Duration) {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(None);
         self.thread.join().unwrap_or_default()
     }
 }

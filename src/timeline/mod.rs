@@ -33,7 +33,7 @@ pub const MAX_EVENTS: usize = 160;
 /// Process-count samples per check (the interval doubles when they run out).
 pub const MAX_SAMPLES: usize = 300;
 /// How often the sampler reads the server's tree at first.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(75);
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Bytes moved within this long of the lane's last event of the same kind are merged into it.
 pub const MERGE_WITHIN: Duration = Duration::from_millis(15);
 
