@@ -189,7 +189,23 @@ const CHART_H: f64 = 70.0;
 
 fn timeline(h: &mut String, t: &Timeline, id: &str) {
     let dur = t.duration_ms.max(1.0);
-    let x = |ms: f64| LEFT + (ms.clamp(0.0, dur) / dur) * (RIGHT - LEFT);
+    // The drawing starts a little before the first thing recorded (the server's start, as a
+    // rule): the time before it is the check's own preparation, and would squeeze a check of
+    // 100 ms into a corner. Times stay those since the check started.
+    let first = t
+        .actions
+        .iter()
+        .map(|a| a.t_ms)
+        .chain(
+            t.lanes
+                .iter()
+                .filter_map(|l| l.events.first().map(|e| e.t_ms)),
+        )
+        .chain(t.samples.first().map(|s| s.t_ms))
+        .fold(dur, f64::min);
+    let lo = (first - (dur - first) * 0.03).max(0.0);
+    let span = (dur - lo).max(1.0);
+    let x = |ms: f64| LEFT + ((ms.clamp(lo, dur) - lo) / span) * (RIGHT - LEFT);
     let more = t.clients_not_drawn > 0;
     let lanes_top = AXIS_H + ACTIONS_H;
     let lanes_h = t.lanes.len() as f64 * LANE_H + if more { LANE_H } else { 0.0 };
@@ -202,8 +218,8 @@ fn timeline(h: &mut String, t: &Timeline, id: &str) {
         esc(id)
     );
     // Time axis.
-    let step = tick_step(dur);
-    let mut tick = 0.0;
+    let step = tick_step(span);
+    let mut tick = (lo / step).ceil() * step;
     while tick <= dur + 0.5 {
         let _ = writeln!(
             h,
