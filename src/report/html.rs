@@ -673,6 +673,86 @@ mod tests {
         );
     }
 
+    /// A report with one check and a hand-made timeline (hostile text in every field).
+    fn report_with(t: Timeline) -> Report {
+        let mut r = Report::grader_failed("<b id=boom>boom</b>");
+        r.checks.push(CheckReport {
+            id: "x:<i>".into(),
+            title: "T".into(),
+            status: Status::Fail,
+            score: 0.0,
+            max_score: 1.0,
+            duration_s: 1.0,
+            bound_s: None,
+            feedback: "got `</code><script>`".into(),
+            evidence: serde_json::json!({ "line": "</pre><script>" }),
+            server_output: None,
+            timeline: Some(t),
+        });
+        r
+    }
+
+    #[test]
+    fn a_timeline_is_drawn_and_says_what_it_left_out() {
+        use crate::timeline::{Action, Event, Lane, Sample};
+        let ev = |t_ms, kind| Event {
+            t_ms,
+            kind,
+            bytes: None,
+        };
+        let t = Timeline {
+            duration_ms: 1000.0,
+            lanes: vec![Lane {
+                client: "<svg onload=x>".into(),
+                events: vec![
+                    ev(10.0, EventKind::Connect),
+                    ev(11.0, EventKind::Connected),
+                    ev(12.0, EventKind::Waiting),
+                    ev(900.0, EventKind::Answered),
+                    ev(901.0, EventKind::Close),
+                ],
+            }],
+            clients: 30,
+            clients_not_drawn: 29,
+            max_lanes: 24,
+            samples: vec![
+                Sample {
+                    t_ms: 5.0,
+                    processes: 1,
+                    threads: 1,
+                    zombies: 0,
+                },
+                Sample {
+                    t_ms: 500.0,
+                    processes: 1,
+                    threads: 1,
+                    zombies: 3,
+                },
+            ],
+            sample_every_ms: 50,
+            actions: vec![Action {
+                t_ms: 400.0,
+                kind: ActionKind::Pause,
+                what: "SIGSTOP <pid>".into(),
+            }],
+            ..Timeline::default()
+        };
+        let page = student_page(&report_with(t));
+        assert!(page.contains("<svg class=\"timeline\""));
+        assert!(page.contains("29 more client(s): counted, not drawn"));
+        assert!(page.contains("class=\"wait\""));
+        assert!(page.contains("class=\"zombies\""));
+        assert!(page.contains("SIGSTOP &lt;pid&gt;"));
+        assert!(
+            page.contains("&lt;b id=boom&gt;boom&lt;/b&gt;"),
+            "the grader's error is shown"
+        );
+        let lower = page.to_ascii_lowercase();
+        for bad in ["<script", "<svg onload", "<b id=boom", "<i>"] {
+            assert!(!lower.contains(bad), "{bad} unescaped");
+        }
+    }
+
     #[test]
     fn ticks_stay_few() {
         for d in [1.0, 37.0, 999.0, 2070.0, 31_000.0, 600_000.0] {
