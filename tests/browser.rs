@@ -142,18 +142,50 @@ fn an_iterative_servers_page_shows_b_waiting_until_a_leaves() {
     let a_close = format!("{OVERLAP} g.lane[data-client=\"A\"] rect.close");
     let page = open_page(&html, &["svg.timeline", LANES, &b_wait, &a_close]);
     assert_page_renders(&page, &report);
-    // B's waiting bar runs from its send to A's close: it ends where A's close mark is.
+    // What the grader measured: B waited from its send until its answer, which came only
+    // after A closed (the iterative signature).
+    let overlap = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "concurrency.overlap")
+        .unwrap();
+    let at = |client: &str, kind: &str| -> f64 {
+        overlap["timeline"]["lanes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["client"] == client)
+            .and_then(|l| {
+                l["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["kind"] == kind)
+            })
+            .and_then(|e| e["t_ms"].as_f64())
+            .unwrap_or_else(|| panic!("{client} has no {kind} event"))
+    };
+    let (b_waits, b_answered, a_closes) =
+        (at("B", "waiting"), at("B", "answered"), at("A", "close"));
+    assert!(
+        b_answered >= a_closes && a_closes - b_waits > 1000.0,
+        "B waited from {b_waits} ms, A closed at {a_closes} ms, B was answered at {b_answered} ms"
+    );
+    // The picture shows exactly that: B's bar is long and ends at A's close mark, as far
+    // after it as B's answer came after A's close (at the drawing's own scale).
     let (wait, close) = (one(&page, &b_wait), one(&page, &a_close));
-    let bar_end = wait.x + wait.width;
-    let close_mid = close.x + close.width / 2.0;
     assert!(
         wait.width > 200.0,
         "B's wait is drawn long ({} px)",
         wait.width
     );
+    let px_per_ms = wait.width / (b_answered - b_waits);
+    let gap_px = wait.x + wait.width - (close.x + close.width / 2.0);
+    let want_px = (b_answered - a_closes) * px_per_ms;
     assert!(
-        (bar_end - close_mid).abs() <= 3.0,
-        "B's wait ends at A's close: bar ends at {bar_end:.1} px, A closes at {close_mid:.1} px"
+        (gap_px - want_px).abs() <= 2.0,
+        "B's wait ends {gap_px:.1} px after A's close mark; the times say {want_px:.1} px"
     );
 }
 
