@@ -305,7 +305,12 @@ fn walk_tree(root: Pid, me: Pid) -> Option<Vec<(Pid, char, Pid, i64)>> {
     let mut seeds = vec![root];
     // Orphans of the server are adopted by the grader (its child subreaper): they count, as
     // in `Server::tree` (the grader has no other children while a check runs).
-    seeds.extend(children(me)?);
+    // (`me` 0: none, for tests whose process has other children.)
+    if me > 0 {
+        seeds.extend(children(me)?);
+    } else {
+        children(root)?;
+    }
     let mut found = Vec::new();
     let mut seen = std::collections::HashSet::new();
     while let Some(pid) = seeds.pop() {
@@ -416,20 +421,30 @@ mod tests {
     }
 
     #[test]
-    fn the_sampler_counts_a_process_tree() {
+    fn the_sampler_counts_a_process_and_then_its_zombie() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .expect("spawn sleep");
+        let pid = child.id() as Pid;
+        let s = sample(Instant::now(), pid, 0);
+        assert_eq!((s.processes, s.threads, s.zombies), (1, 1, 0));
+        // Armed: a first sample at once, a last one when the recorder stops.
         let armed = arm(Instant::now());
-        server_started(child.id() as Pid, 1);
-        // The first sample is taken at once, the last when the recorder stops.
+        server_started(pid, 1);
         let t = armed.finish();
-        let _ = child.kill();
-        let _ = child.wait();
         assert!(t.samples.len() >= 2, "{:?}", t.samples);
-        assert_eq!(t.samples[0].processes, 1);
-        assert_eq!(t.samples[0].threads, 1);
         assert_eq!(t.actions[0].kind, ActionKind::Start);
+        // Killed and not yet reaped: a zombie.
+        child.kill().unwrap();
+        let zombie = (0..500).any(|_| {
+            let z = sample(Instant::now(), pid, 0).zombies == 1;
+            if !z {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            z
+        });
+        let _ = child.wait();
+        assert!(zombie, "the killed child never counted as a zombie");
     }
 }
