@@ -31,13 +31,37 @@ enum Format {
 }
 
 impl Format {
-    /// The format a file's extension names (.yaml/.yml, .json, .html/.htm), if any.
-    fn from_extension(path: &Path) -> Option<Format> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "yaml" | "yml" => Some(Format::Yaml),
-            "json" => Some(Format::Json),
-            "html" | "htm" => Some(Format::Html),
-            _ => None,
+    /// The format of a file written for `--format self`: its extension's (.yaml/.yml, .json,
+    /// .html/.htm) when `self` writes another kind of file, else `self`. So `--output r.yaml
+    /// --output r.html` writes both from one grading, while `--format gradescope --output
+    /// results.json` stays Gradescope's JSON and `--format junit --output r.xml` JUnit.
+    fn for_file(self, path: &Path) -> Format {
+        let named = match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("yaml" | "yml") => Format::Yaml,
+            Some("json") => Format::Json,
+            Some("html" | "htm") => Format::Html,
+            _ => return self,
+        };
+        if self.kind() == named.kind() {
+            self
+        } else {
+            named
+        }
+    }
+
+    /// The kind of file a format writes.
+    fn kind(self) -> &'static str {
+        match self {
+            Format::Yaml => "yaml",
+            Format::Json | Format::Gradescope => "json",
+            Format::Html => "html",
+            Format::Junit => "xml",
+            Format::Human | Format::Autolab => "text",
         }
     }
 }
@@ -68,8 +92,10 @@ struct Cli {
     #[arg(long, value_enum, default_value = "yaml")]
     format: Format,
     /// Write the report to this file (atomically) instead of standard output. Repeatable, one
-    /// grading for several files: each file's format comes from its extension (.yaml/.yml,
-    /// .json, .html), else from --format (`--output report.yaml --output report.html`).
+    /// grading for several files (`--output report.yaml --output report.html`): a file named
+    /// .yaml/.yml, .json or .html gets that format unless --format writes that kind of file
+    /// already (`--format gradescope --output results.json` is Gradescope's); others get
+    /// --format.
     #[arg(long, value_name = "FILE")]
     output: Vec<PathBuf>,
     /// Also print the human summary, with each failed check's feedback, on standard error
@@ -315,12 +341,7 @@ fn destinations(cli: &Cli) -> Vec<(Format, Option<&Path>)> {
     }
     cli.output
         .iter()
-        .map(|p| {
-            (
-                Format::from_extension(p).unwrap_or(cli.format),
-                Some(p.as_path()),
-            )
-        })
+        .map(|p| (cli.format.for_file(p), Some(p.as_path())))
         .collect()
 }
 

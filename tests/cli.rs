@@ -217,3 +217,24 @@ fn one_grading_writes_each_output_in_its_extensions_format() {
         serde_json::from_str(&std::fs::read_to_string(&other).unwrap()).unwrap();
     assert_eq!(o["checks"][0]["id"], "echo.basic");
 }
+
+#[test]
+fn a_platform_format_keeps_its_json_file_beside_the_page() {
+    let d = tempfile::tempdir().unwrap();
+    let (results, page) = (d.path().join("results.json"), d.path().join("page.html"));
+    grade_cmd()
+        .args(["--format", "gradescope", "--only", "echo.basic", "--output"])
+        .arg(&results)
+        .arg("--output")
+        .arg(&page)
+        .arg(fixture("ok_process"))
+        .assert()
+        .success();
+    // --format gradescope writes JSON: results.json is Gradescope's, not the report.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert!(r["tests"].is_array() && r.get("checks").is_none(), "{r}");
+    assert!(std::fs::read_to_string(&page)
+        .unwrap()
+        .starts_with("<!DOCTYPE html>"));
+}

@@ -265,7 +265,7 @@ impl Sampler {
 /// (`/proc/PID/task/TID/children`, zombies included until they are reaped): a few reads per
 /// process of the server, 0.1 ms a sample here, where a scan of every process on the machine
 /// cost 5.6 ms a sample with 106 processes (measured on the 2-core test machine under load). Without that file (a kernel built without
-/// CONFIG_PROC_CHILDREN), the whole table is scanned as [`crate::checks`] does.
+/// CONFIG_PROC_CHILDREN), the whole process table is scanned, as `Server::tree` does.
 fn sample(t0: Instant, root: Pid, me: Pid) -> Sample {
     let (mut processes, mut threads, mut zombies) = (0, 0, 0);
     let mut count = |state: char, n: i64| {

@@ -17,6 +17,11 @@
 //!
 //! Without an armed recorder (unit tests, the model probe) every hook is a thread-local read
 //! and nothing else.
+//!
+//! What it costs, measured on the 2-core test machine under load: a sample 0.1 ms (it walks
+//! the server's tree, not the whole of /proc, which cost 5.6 ms); a full default-rubric
+//! grading of a correct process server, 211 KB of JSON with timelines (the YAML, without
+//! them, 7 KB) and a 217 KB page; its verdicts and full marks unchanged.
 
 mod imp;
 
