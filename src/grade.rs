@@ -242,6 +242,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         let bound = (planned.bound)(timing);
         run_bound += bound;
         let mut output = None;
+        let mut timeline = None;
         let outcome = if let Some(f) = &model.start_failure {
             // The server never became ready when first started: say so for every check rather
             // than wait out the same deadline fourteen times.
@@ -249,6 +250,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
         } else {
             let deadline = t0 + bound - crate::timing::TEARDOWN;
             let guard = crate::timing::set_check_deadline(deadline);
+            let recording = crate::timeline::arm(t0);
             let mut cx = Cx::new(planned.id, opts.seed, timing, &model, &launcher, deadline);
             crate::inspect::fds::take_truncated();
             // A bug in one check must not lose the whole report: it becomes that check's error.
@@ -312,6 +314,10 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
                             .insert("limit_hit".into(), serde_json::Value::String(limit));
                     }
                 }
+                crate::timeline::action(
+                    crate::timeline::ActionKind::Teardown,
+                    "teardown: SIGTERM to the server's processes, SIGKILL to what is left",
+                );
                 let td = srv.teardown();
                 if !td.survivors.is_empty() {
                     run_error = Some(format!(
@@ -326,6 +332,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
                     });
                 }
             }
+            timeline = Some(recording.finish());
             o
         };
         let max = planned.points as f64;
@@ -347,6 +354,7 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             evidence: serde_json::Value::Object(outcome.evidence),
             server_output: output
                 .filter(|o| !o.stdout_tail.is_empty() || !o.stderr_tail.is_empty()),
+            timeline,
         });
     }
     let mut model_evidence = model.evidence.clone();

@@ -26,6 +26,7 @@ pub mod report;
 pub mod rubric;
 mod shim;
 pub mod supervise;
+pub mod timeline;
 pub mod timing;
 
 pub use error::GradeError;

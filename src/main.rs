@@ -26,6 +26,44 @@ enum Format {
     Autolab,
     /// JUnit XML, one test case per check.
     Junit,
+    /// The student page: one self-contained HTML file, each check's timeline drawn.
+    Html,
+}
+
+impl Format {
+    /// The format of a file written for `--format self`: its extension's (.yaml/.yml, .json,
+    /// .html/.htm) when `self` writes another kind of file, else `self`. So `--output r.yaml
+    /// --output r.html` writes both from one grading, while `--format gradescope --output
+    /// results.json` stays Gradescope's JSON and `--format junit --output r.xml` JUnit.
+    fn for_file(self, path: &Path) -> Format {
+        let named = match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("yaml" | "yml") => Format::Yaml,
+            Some("json") => Format::Json,
+            Some("html" | "htm") => Format::Html,
+            _ => return self,
+        };
+        if self.kind() == named.kind() {
+            self
+        } else {
+            named
+        }
+    }
+
+    /// The kind of file a format writes.
+    fn kind(self) -> &'static str {
+        match self {
+            Format::Yaml => "yaml",
+            Format::Json | Format::Gradescope => "json",
+            Format::Html => "html",
+            Format::Junit => "xml",
+            Format::Human | Format::Autolab => "text",
+        }
+    }
 }
 
 /// Grade a concurrent echo server: drive real clients against it, read its state from /proc,
@@ -34,7 +72,7 @@ enum Format {
 #[command(
     name = "grade",
     version,
-    after_help = "Examples:\n  grade ./echoserverp    (started as `./echoserverp PORT`)\n  grade --format human ./server -- --port {port} --verbose\n  grade --build submission/                      (make all, then the handout's three servers)\n  grade --build submission/ --rubric graders/echo-process.yaml echoserverp\n  grade --build submission/ --format gradescope --output results/results.json"
+    after_help = "Examples:\n  grade ./echoserverp    (started as `./echoserverp PORT`)\n  grade --format human ./server -- --port {port} --verbose\n  grade --build submission/                      (make all, then the handout's three servers)\n  grade --build submission/ --rubric graders/echo-process.yaml echoserverp\n  grade --build submission/ --format gradescope --output results/results.json\n  grade --output report.yaml --output report.html ./server   (the YAML report and the student page)"
 )]
 struct Cli {
     /// The server executable. It is started as `SERVER ARG...`; with no ARGs it gets the port.
@@ -53,9 +91,13 @@ struct Cli {
     /// Report format.
     #[arg(long, value_enum, default_value = "yaml")]
     format: Format,
-    /// Write the report to this file (atomically) instead of standard output.
-    #[arg(long)]
-    output: Option<PathBuf>,
+    /// Write the report to this file (atomically) instead of standard output. Repeatable, one
+    /// grading for several files (`--output report.yaml --output report.html`): a file named
+    /// .yaml/.yml, .json or .html gets that format unless --format writes that kind of file
+    /// already (`--format gradescope --output results.json` is Gradescope's); others get
+    /// --format.
+    #[arg(long, value_name = "FILE")]
+    output: Vec<PathBuf>,
     /// Also print the human summary, with each failed check's feedback, on standard error
     /// (for a student at a terminal: `--summary --output report.yaml`).
     #[arg(long)]
@@ -192,7 +234,7 @@ fn run(cli: &Cli) -> Result<i32, GradeError> {
         t => t.map(Duration::from_secs_f64),
     };
     let rubric = cli.rubric.as_deref().map(load_any_rubric).transpose()?;
-    if let Some(out) = &cli.output {
+    for out in &cli.output {
         probe_writable(out)?;
     }
     let seed = cli.seed.unwrap_or_else(|| {
@@ -303,8 +345,20 @@ fn grade_options(cli: &Cli, spec: ServerSpec, rubric: Rubric, seed: u64) -> Grad
     o
 }
 
-fn write_out(cli: &Cli, text: &str) -> Result<(), GradeError> {
-    match &cli.output {
+/// Where the report goes, each with its format: every --output file (its extension's format,
+/// else --format), or standard output.
+fn destinations(cli: &Cli) -> Vec<(Format, Option<&Path>)> {
+    if cli.output.is_empty() {
+        return vec![(cli.format, None)];
+    }
+    cli.output
+        .iter()
+        .map(|p| (cli.format.for_file(p), Some(p.as_path())))
+        .collect()
+}
+
+fn write_out(to: Option<&Path>, text: &str) -> Result<(), GradeError> {
+    match to {
         Some(path) => write_atomic(path, text.as_bytes())?,
         None => {
             let mut out = std::io::stdout().lock();
@@ -316,18 +370,21 @@ fn write_out(cli: &Cli, text: &str) -> Result<(), GradeError> {
 }
 
 fn emit(cli: &Cli, report: &Report) -> Result<(), GradeError> {
-    let text = match cli.format {
-        Format::Yaml => render::yaml(report),
-        Format::Json => render::json(report),
-        Format::Human => render::human(report, true),
-        Format::Gradescope => gradescope::render(report, &cli.visibility),
-        Format::Autolab => autolab::render(report),
-        Format::Junit => junit::render(report),
-    };
-    write_out(cli, &text)?;
+    for (format, to) in destinations(cli) {
+        let text = match format {
+            Format::Yaml => render::yaml(report),
+            Format::Json => render::json(report),
+            Format::Human => render::human(report, true),
+            Format::Gradescope => gradescope::render(report, &cli.visibility),
+            Format::Autolab => autolab::render(report),
+            Format::Junit => junit::render(report),
+            Format::Html => echograde::report::html::student_page(report),
+        };
+        write_out(to, &text)?;
+    }
     // The summary on a terminal; never after Autolab's last line, which must stay last.
     let summary_on_stdout =
-        matches!(cli.format, Format::Human | Format::Autolab) && cli.output.is_none();
+        matches!(cli.format, Format::Human | Format::Autolab) && cli.output.is_empty();
     if cli.summary {
         eprint!("{}", render::human(report, true));
     } else if std::io::stderr().is_terminal() && !summary_on_stdout && cli.format != Format::Autolab
@@ -344,15 +401,21 @@ fn emit(cli: &Cli, report: &Report) -> Result<(), GradeError> {
 /// platform shows students a blank page otherwise); YAML and JSON get one (status `error`) when
 /// the grader itself failed, and nothing for bad input, which the message on stderr explains.
 fn emit_fallback(cli: &Cli, message: &str, code: i32) {
-    let text = match cli.format {
-        Format::Gradescope => gradescope::fallback(message),
-        Format::Autolab => autolab::fallback(message),
-        Format::Junit => junit::fallback(message),
-        Format::Yaml if code == EXIT_GRADER_FAILED => render::yaml(&Report::grader_failed(message)),
-        Format::Json if code == EXIT_GRADER_FAILED => render::json(&Report::grader_failed(message)),
-        Format::Yaml | Format::Json | Format::Human => return,
-    };
-    if let Err(e) = write_out(cli, &text) {
-        eprintln!("grade: {e}");
+    for (format, to) in destinations(cli) {
+        let failed = code == EXIT_GRADER_FAILED;
+        let text = match format {
+            Format::Gradescope => gradescope::fallback(message),
+            Format::Autolab => autolab::fallback(message),
+            Format::Junit => junit::fallback(message),
+            Format::Yaml if failed => render::yaml(&Report::grader_failed(message)),
+            Format::Json if failed => render::json(&Report::grader_failed(message)),
+            Format::Html if failed => {
+                echograde::report::html::student_page(&Report::grader_failed(message))
+            }
+            Format::Yaml | Format::Json | Format::Html | Format::Human => continue,
+        };
+        if let Err(e) = write_out(to, &text) {
+            eprintln!("grade: {e}");
+        }
     }
 }

@@ -176,3 +176,65 @@ fn summary_goes_to_stderr_while_the_report_goes_to_its_file() {
     let yaml = std::fs::read_to_string(&out).unwrap();
     assert!(yaml.contains("echo.basic"), "{yaml}");
 }
+
+#[test]
+fn one_grading_writes_each_output_in_its_extensions_format() {
+    let d = tempfile::tempdir().unwrap();
+    let (yaml, json, html, other) = (
+        d.path().join("r.yaml"),
+        d.path().join("r.json"),
+        d.path().join("r.html"),
+        d.path().join("r.out"),
+    );
+    grade_cmd()
+        .args(["--format", "json", "--only", "echo.basic"])
+        .args(["--output", yaml.to_str().unwrap(), "--output"])
+        .arg(&json)
+        .arg("--output")
+        .arg(&html)
+        .arg("--output")
+        .arg(&other)
+        .arg(fixture("ok_process"))
+        .assert()
+        .success()
+        .stdout("");
+    let y = std::fs::read_to_string(&yaml).unwrap();
+    assert!(y.starts_with("echograde:"), "YAML: {y}");
+    // The YAML a TA reads leaves the timeline out; JSON carries it, and it reads back.
+    assert!(!y.contains("timeline"), "{y}");
+    let j: echograde::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(j.checks[0]
+        .timeline
+        .as_ref()
+        .is_some_and(|t| !t.lanes.is_empty()));
+    let h = std::fs::read_to_string(&html).unwrap();
+    assert!(h.starts_with("<!DOCTYPE html>") && h.contains("<svg class=\"timeline\""));
+    // The page drawn from the report read back is the page the grading wrote.
+    assert_eq!(echograde::report::html::student_page(&j), h);
+    // No known extension: --format decides.
+    let o: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&other).unwrap()).unwrap();
+    assert_eq!(o["checks"][0]["id"], "echo.basic");
+}
+
+#[test]
+fn a_platform_format_keeps_its_json_file_beside_the_page() {
+    let d = tempfile::tempdir().unwrap();
+    let (results, page) = (d.path().join("results.json"), d.path().join("page.html"));
+    grade_cmd()
+        .args(["--format", "gradescope", "--only", "echo.basic", "--output"])
+        .arg(&results)
+        .arg("--output")
+        .arg(&page)
+        .arg(fixture("ok_process"))
+        .assert()
+        .success();
+    // --format gradescope writes JSON: results.json is Gradescope's, not the report.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert!(r["tests"].is_array() && r.get("checks").is_none(), "{r}");
+    assert!(std::fs::read_to_string(&page)
+        .unwrap()
+        .starts_with("<!DOCTYPE html>"));
+}

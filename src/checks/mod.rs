@@ -144,7 +144,10 @@ impl<'a> Cx<'a> {
             crate::timing::within_check(self.timing.ready),
             &self.launcher.sandbox,
         ) {
-            Ok(s) => Ok(self.server.insert(s)),
+            Ok(s) => {
+                crate::timeline::server_started(s.pid, s.port);
+                Ok(self.server.insert(s))
+            }
             Err(f) => Err(start_failure_outcome(&f)),
         }
     }

@@ -44,12 +44,14 @@ struct Paused(i32);
 
 impl Paused {
     fn new(pid: i32) -> Option<Paused> {
+        crate::timeline::action(crate::timeline::ActionKind::Pause, format!("SIGSTOP to the server (pid {pid})"));
         kill(NixPid::from_raw(pid), Signal::SIGSTOP).ok().map(|_| Paused(pid))
     }
 }
 
 impl Drop for Paused {
     fn drop(&mut self) {
+        crate::timeline::action(crate::timeline::ActionKind::Resume, format!("SIGCONT to the server (pid {})", self.0));
         let _ = kill(NixPid::from_raw(self.0), Signal::SIGCONT);
     }
 }

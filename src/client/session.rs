@@ -1,5 +1,6 @@
 //! One client connection and its script.
 
+use crate::timeline::EventKind;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -105,9 +106,20 @@ pub struct Session {
     stream_chunk: Option<Vec<u8>>,
     stream_sent: u64,
     stream_echoed: u64,
+    /// This client's lane in the check's timeline, if it has one.
+    lane: Option<crate::timeline::LaneId>,
 }
 
 const EXCERPT: usize = 48;
+
+impl Drop for Session {
+    /// A held connection ends when its session is dropped: that is its close on the timeline.
+    fn drop(&mut self) {
+        if self.sock.is_some() {
+            self.note(Instant::now(), EventKind::Close, None);
+        }
+    }
+}
 
 /// SO_RCVBUF of a streaming session.
 const STREAM_RECV_BUFFER: usize = 256 << 10;
@@ -151,6 +163,7 @@ impl Session {
             stream_chunk: None,
             stream_sent: 0,
             stream_echoed: 0,
+            lane: None,
         }
     }
 
@@ -219,6 +232,13 @@ impl Session {
 
     /// Close the connection now (used to end a held client).
     pub fn close(&mut self) {
+        if self.sock.is_some() {
+            self.note(Instant::now(), EventKind::Close, None);
+        }
+        self.drop_socket()
+    }
+
+    fn drop_socket(&mut self) {
         self.sock = None;
         if self.end.is_none() {
             self.end = Some(SessionEnd::Stalled);
@@ -230,8 +250,14 @@ impl Session {
     pub fn reset_now(&mut self) {
         if let Some(s) = &self.sock {
             let _ = s.set_linger(Some(Duration::ZERO));
+            self.note(Instant::now(), EventKind::Reset, None);
         }
-        self.close();
+        self.drop_socket();
+    }
+
+    /// Record an event of this client in the check's timeline.
+    fn note(&self, now: Instant, kind: EventKind, bytes: Option<u64>) {
+        crate::timeline::record(self.lane, now, kind, bytes);
     }
 
     /// Bytes still owed by the server.
@@ -241,6 +267,8 @@ impl Session {
 
     pub(crate) fn start_connect(&mut self, addr: &SocketAddr, now: Instant) {
         self.started = Some(now);
+        self.lane = crate::timeline::lane(&self.label);
+        self.note(now, EventKind::Connect, None);
         let sock = match Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)) {
             Ok(s) => s,
             Err(e) => return self.finish(SessionEnd::ConnectFailed(e.to_string()), now),
@@ -288,6 +316,7 @@ impl Session {
     fn on_connected(&mut self, now: Instant) {
         self.phase = Phase::Open;
         self.connected_at = Some(now);
+        self.note(now, EventKind::Connected, None);
         self.local_port = self
             .sock
             .as_ref()
@@ -299,6 +328,17 @@ impl Session {
 
     pub(crate) fn finish(&mut self, end: SessionEnd, now: Instant) {
         if self.end.is_none() {
+            let kind = match &end {
+                SessionEnd::Done => None,
+                SessionEnd::ConnectFailed(_) => Some(EventKind::ConnectFailed),
+                SessionEnd::ClosedEarly => Some(EventKind::ClosedByServer),
+                SessionEnd::Reset => Some(EventKind::ResetByServer),
+                SessionEnd::Error(_) => Some(EventKind::Error),
+                SessionEnd::Stalled => Some(EventKind::Stalled),
+            };
+            if let Some(kind) = kind {
+                self.note(now, kind, None);
+            }
             self.end = Some(end.clone());
             self.finished_at = Some(now);
         }
@@ -341,10 +381,12 @@ impl Session {
                     if !self.expect_met() {
                         if self.expect_since.is_none() {
                             self.expect_since = Some(now);
+                            self.note(now, EventKind::Waiting, None);
                         }
                         return changed;
                     }
                     if let Some(since) = self.expect_since.take() {
+                        self.note(now, EventKind::Answered, None);
                         self.expect_waits.push(now - since);
                     } else {
                         self.expect_waits.push(Duration::ZERO);
@@ -362,6 +404,7 @@ impl Session {
                 }
                 Step::Close => {
                     self.steps.pop_front();
+                    self.note(now, EventKind::Close, None);
                     self.hold = false;
                     self.finish(SessionEnd::Done, now);
                     return true;
@@ -371,6 +414,7 @@ impl Session {
                     if let Some(s) = &self.sock {
                         let _ = s.set_linger(Some(Duration::ZERO));
                     }
+                    self.note(now, EventKind::Reset, None);
                     self.hold = false;
                     self.finish(SessionEnd::Done, now);
                     return true;
@@ -399,6 +443,7 @@ impl Session {
                 Ok(n) => {
                     moved = true;
                     self.sent += n as u64;
+                    crate::timeline::record(self.lane, now, EventKind::Sent, Some(n as u64));
                     if self.out_off < self.out.len() {
                         if !self.replies_only() {
                             self.unechoed.extend(&chunk[..n]);
@@ -464,6 +509,7 @@ impl Session {
                         self.finish(SessionEnd::ClosedEarly, now);
                     } else if self.end.is_some() {
                         // Held after its script: the server hung up; nothing more to read.
+                        self.note(now, EventKind::ClosedByServer, None);
                         self.sock = None;
                         self.phase = Phase::Finished;
                     }
@@ -507,6 +553,7 @@ impl Session {
     }
 
     fn note_reply(&mut self, got: &[u8], now: Instant) {
+        self.note(now, EventKind::Received, Some(got.len() as u64));
         self.received += got.len() as u64;
         self.received_since_send += got.len() as u64;
         self.newline_since_send |= got.contains(&b'\n');

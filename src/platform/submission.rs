@@ -457,6 +457,7 @@ fn not_graded(part: &Part, run: &SubmissionRun, why: &str) -> Report {
             feedback: why.to_string(),
             evidence: json!({ "graded": false }),
             server_output: None,
+            timeline: None,
         })
         .collect::<Vec<_>>();
     Report {
@@ -527,6 +528,7 @@ pub fn build_check(build: &BuildOutcome) -> CheckReport {
             "warnings": build.warnings,
         }),
         server_output: None,
+        timeline: None,
     }
 }
 

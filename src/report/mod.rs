@@ -4,6 +4,7 @@
 //! A JSON Schema of this model ships as `graders/report.schema.json` (generated from these
 //! types; a test keeps the two in step).
 
+pub mod html;
 pub mod render;
 pub mod write;
 
@@ -98,6 +99,11 @@ pub struct CheckReport {
     pub evidence: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_output: Option<ServerOutput>,
+    /// What happened during the check, in time (clients, the server's processes, the grader's
+    /// actions): drawn on the student page. In the JSON report only; the YAML report leaves it
+    /// out (see [`render::yaml`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::timeline::Timeline>,
 }
 
 /// A whole grading run.

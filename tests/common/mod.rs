@@ -2,6 +2,8 @@
 //! report.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
