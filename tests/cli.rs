@@ -1,9 +1,10 @@
 //! Bad invocations and bad input: a one-line message naming the problem, exit code 2, and no
-//! report file written.
+//! report file written. And the grader's own failures: an `error` entry, never a lost report.
 
 mod common;
 
 use common::*;
+use echograde::report::{RunStatus, Status};
 use predicates::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 
@@ -175,4 +176,40 @@ fn summary_goes_to_stderr_while_the_report_goes_to_its_file() {
     assert!(stderr.contains("PASS  echo.basic"), "{stderr}");
     let yaml = std::fs::read_to_string(&out).unwrap();
     assert!(yaml.contains("echo.basic"), "{yaml}");
+}
+
+/// A bug in the model probe (a panic injected through the test-only hook) is the grader's
+/// error in the report: the `model` entry, and every check that depends on the model, say so;
+/// the report is written whole, with exit 3.
+#[test]
+fn a_panic_in_the_model_probe_is_an_error_entry_not_a_lost_report() {
+    let out = grade_cmd()
+        .env(echograde::fault::PANIC_HOOK_VAR, "model")
+        .args([
+            "--format",
+            "json",
+            "--seed",
+            "42",
+            "--only",
+            "model,echo.basic",
+        ])
+        .arg("--rubric")
+        .arg(root().join("graders/echo-thread.yaml"))
+        .arg(fixture("ok_thread"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let r = report_of(&out.stdout, &stderr);
+    assert_eq!(r.status, RunStatus::Error);
+    let model = entry(&r, "model");
+    assert_eq!(model.status, Status::Error, "{model:?}");
+    assert!(
+        model.feedback.contains("not the server's fault"),
+        "{}",
+        model.feedback
+    );
+    assert_eq!(entry(&r, "echo.basic").status, Status::Error);
+    let why = r.error.as_deref().unwrap_or_default();
+    assert!(why.contains("observing the server's model"), "{why}");
 }

@@ -2,10 +2,9 @@
 //! assignment asks for. The observation itself runs once per grading, before the checks
 //! ([`observe`]), and names the model in the report's `server.model`.
 
-use super::{common::*, Cx, Launcher, ModelObservation, Outcome, Replies};
+use super::{common::*, Cx, ModelObservation, Outcome, Replies};
 use crate::client::{payload, show_bytes, RunLimits, Session, Step, Swarm};
 use crate::report::Model;
-use crate::supervise::Server;
 use crate::timing::Timing;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -44,20 +43,22 @@ pub(crate) const PROBE_CLIENTS: usize = 4;
 /// upper-casing server that forks is process-based, and a thread server that never answers
 /// still shows its threads. Replies only break the tie between event and iterative, with the
 /// connections the process holds.
-pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservation {
-    let port = crate::supervise::pick_port();
-    let mut srv = match Server::start(&launcher.spec, port, &[], timing.ready, &launcher.sandbox) {
+///
+/// It runs like a check (its own [`Cx`], bound and instance, ended by the run pipeline).
+pub fn observe(cx: &mut Cx) -> ModelObservation {
+    let timing = cx.timing;
+    let mut rng = cx.rng.clone();
+    let srv = match cx.start_instance() {
         Ok(s) => s,
         Err(f) => {
             return ModelObservation {
-                model: Model::Unknown,
-                replies: Replies::None,
                 evidence: json!({ "start": f.to_string() }),
                 start_failure: Some(f),
+                ..ModelObservation::unobserved()
             }
         }
     };
-    let mut rng = payload::check_rng(seed, "model");
+    crate::fault::injected_panic("model");
     let backlog = crate::inspect::listen::backlog(srv.port);
     let before = crate::inspect::memory::memory_stats(srv.main_pid).unwrap_or_default();
     let mut swarm = Swarm::new(srv.addr());
@@ -74,7 +75,7 @@ pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservati
     let answered = swarm.count(|s| s.served());
     let echoed = swarm.count(|s| s.ok());
     let during = crate::inspect::memory::memory_stats(srv.main_pid).unwrap_or_default();
-    let procs = other_processes(&srv).into_iter().filter(|p| !p.is_zombie()).count();
+    let procs = other_processes(srv).into_iter().filter(|p| !p.is_zombie()).count();
     let held = connections_held(srv.main_pid, srv.port);
     let exit = srv.main_exit();
     swarm.close_all();
@@ -104,7 +105,6 @@ pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservati
         Replies::None
     };
     let not_echoed = swarm.sessions.iter().find(|s| s.mismatch.is_some());
-    srv.teardown();
     ModelObservation {
         model,
         replies,
@@ -125,6 +125,7 @@ pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservati
             "server_exit": exit.map(|e| e.to_string()),
         }),
         start_failure: None,
+        grader_failure: None,
     }
 }
 

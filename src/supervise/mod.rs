@@ -11,7 +11,6 @@
 
 mod cgroup;
 pub mod files;
-pub mod interrupt;
 pub mod limits;
 pub mod netns;
 mod output;
@@ -20,7 +19,7 @@ pub mod reap;
 pub mod spawn;
 
 pub use cgroup::InstanceCgroup;
-pub use limits::Limits;
+pub use limits::{LimitKey, LimitOverride, Limits};
 pub use output::{Tail, TAIL_CAP};
 pub use privilege::RunAs;
 pub use reap::{become_subreaper, TeardownReport};
