@@ -1,8 +1,9 @@
 //! The build step: `make` in a submission folder, bounded in time and in output.
 //!
 //! `make` runs in its own process group with standard input closed and standard output and
-//! error merged into one pipe. A reader thread keeps the first [`HEAD`] and the last [`TAIL`]
-//! bytes (the first compiler error and make's final word) and counts the rest. When the time
+//! error merged into one pipe, drained by the same bounded capture as a server's output
+//! ([`Tail`]): the first [`HEAD`] and the last [`TAIL`] bytes (the first compiler error and
+//! make's final word) are kept and the rest counted. When the time
 //! limit passes, the whole group is killed; when make ends, whatever it left running in its
 //! group is killed too, before make is reaped (so the group id cannot have been reused).
 //!
@@ -11,11 +12,9 @@
 
 use crate::error::GradeError;
 use crate::report::sanitize;
-use std::collections::VecDeque;
-use std::io::Read;
+use crate::supervise::Tail;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Default time limit for a build.
@@ -73,48 +72,6 @@ impl BuildOutcome {
     /// `make all` or `make` as a student would type it.
     pub fn command_line(&self) -> String {
         self.command.join(" ")
-    }
-}
-
-/// Head and tail of a stream, and its total length.
-#[derive(Default)]
-struct Capture {
-    head: Vec<u8>,
-    tail: VecDeque<u8>,
-    total: u64,
-    done: bool,
-}
-
-impl Capture {
-    fn push(&mut self, mut chunk: &[u8]) {
-        self.total += chunk.len() as u64;
-        if self.head.len() < HEAD {
-            let take = chunk.len().min(HEAD - self.head.len());
-            self.head.extend_from_slice(&chunk[..take]);
-            chunk = &chunk[take..];
-        }
-        if chunk.len() >= TAIL {
-            self.tail.clear();
-            self.tail.extend(&chunk[chunk.len() - TAIL..]);
-        } else {
-            let overflow = (self.tail.len() + chunk.len()).saturating_sub(TAIL);
-            self.tail.drain(..overflow);
-            self.tail.extend(chunk);
-        }
-    }
-
-    fn text(&self) -> String {
-        let kept = self.head.len() as u64 + self.tail.len() as u64;
-        let mut bytes = self.head.clone();
-        if self.total > kept {
-            let msg = format!(
-                "\n[... {} bytes of make's output left out ...]\n",
-                self.total - kept
-            );
-            bytes.extend_from_slice(msg.as_bytes());
-        }
-        bytes.extend(self.tail.iter());
-        sanitize(&String::from_utf8_lossy(&bytes))
     }
 }
 
@@ -191,35 +148,11 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     })?;
     drop(cmd); // our copies of the pipe's write end: EOF once make's group is gone
 
-    let capture = Arc::new((Mutex::new(Capture::default()), Condvar::new()));
-    {
-        let capture = Arc::clone(&capture);
-        let mut reader = std::fs::File::from(r);
-        let spawned = std::thread::Builder::new()
-            .name("make-output".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => capture
-                            .0
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(&buf[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(_) => break,
-                    }
-                }
-                capture.0.lock().unwrap_or_else(|e| e.into_inner()).done = true;
-                capture.1.notify_all();
-            });
-        if let Err(e) = spawned {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            let _ = child.wait();
-            return Err(internal("cannot start a thread", &e));
-        }
+    let capture = Tail::with_head(HEAD, TAIL);
+    if let Err(e) = capture.drain_from(std::fs::File::from(r), "make-output") {
+        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        let _ = child.wait();
+        return Err(internal("cannot start a thread", &e));
     }
 
     let pgid = Pid::from_raw(child.id() as i32);
@@ -253,17 +186,9 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
 
     // The reader ends at EOF, which comes as soon as no process holds the pipe. A process that
     // left make's group (setsid) could hold it forever: do not wait for it long.
-    let text;
-    let total;
-    {
-        let (lock, cv) = &*capture;
-        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (guard, _) = cv
-            .wait_timeout_while(guard, Duration::from_secs(2), |c| !c.done)
-            .unwrap_or_else(|e| e.into_inner());
-        text = guard.text();
-        total = guard.total;
-    }
+    capture.wait_done(Duration::from_secs(2));
+    let text = sanitize(&capture.head_and_tail("make's output"));
+    let total = capture.total();
 
     let exit = if timed_out {
         format!(
@@ -333,28 +258,6 @@ fn describe_status(status: &std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capture_keeps_head_and_tail_and_counts_the_rest() {
-        let mut c = Capture::default();
-        c.push(&vec![b'a'; HEAD + 10]);
-        for _ in 0..10 {
-            c.push(&vec![b'b'; TAIL / 2]);
-        }
-        c.push(b"last words\n");
-        let t = c.text();
-        assert!(t.starts_with(&"a".repeat(HEAD)));
-        assert!(t.ends_with("last words\n"));
-        assert!(t.contains("bytes of make's output left out"));
-        assert_eq!(c.total, (HEAD + 10 + 5 * TAIL + 11) as u64);
-    }
-
-    #[test]
-    fn capture_escapes_control_characters() {
-        let mut c = Capture::default();
-        c.push(b"\x1b[31merror\x1b[0m: x\r\n");
-        assert_eq!(c.text(), "\\u{1b}[31merror\\u{1b}[0m: x\\u{d}\n");
-    }
 
     fn make_available() -> bool {
         Command::new("make")

@@ -277,11 +277,20 @@ impl Server {
         let pid = child.id() as Pid;
         let stdout = Tail::new(TAIL_CAP);
         let stderr = Tail::new(TAIL_CAP);
-        if let Some(out) = child.stdout.take() {
-            stdout.drain_from(out, "stdout");
-        }
-        if let Some(err) = child.stderr.take() {
-            stderr.drain_from(err, "stderr");
+        let drained = [
+            child
+                .stdout
+                .take()
+                .map(|s| ("stdout", stdout.drain_from(s, "stdout"))),
+            child
+                .stderr
+                .take()
+                .map(|s| ("stderr", stderr.drain_from(s, "stderr"))),
+        ];
+        for (name, e) in drained.into_iter().flatten() {
+            if let Err(e) = e {
+                eprintln!("grade: warning: cannot drain the server's {name}: {e}");
+            }
         }
         // The std handle is dropped without waiting: the grader reaps by pid (see reap.rs).
         drop(child);
