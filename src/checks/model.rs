@@ -79,31 +79,10 @@ pub fn observe(cx: &mut Cx) -> ModelObservation {
     let held = connections_held(srv.main_pid, srv.port);
     let exit = srv.main_exit();
     swarm.close_all();
-    let at_once = answered.max(held);
-    let model = if procs >= 2 {
-        Model::Process
-    } else if during.threads > 1 {
-        Model::Thread
-    } else if exit.is_some() {
-        Model::Unknown
-    } else if at_once >= 2 {
-        Model::Event
-    } else if at_once == 1 {
-        Model::Iterative
-    } else {
-        Model::Unknown
-    };
+    let model = classify(procs, during.threads as usize, exit.is_some(), answered.max(held));
     let any_bytes = swarm.sessions.iter().any(|s| s.received > 0);
-    let replies = if echoed > 0 && echoed == answered {
-        Replies::Echo
-    } else if answered > 0 || swarm.sessions.iter().any(|s| s.mismatch.is_some()) {
-        Replies::NotEcho
-    } else if any_bytes {
-        // Bytes came back, right so far, but no line was complete in time: a slow echo.
-        Replies::Echo
-    } else {
-        Replies::None
-    };
+    let any_mismatch = swarm.sessions.iter().any(|s| s.mismatch.is_some());
+    let replies = judge_replies(echoed, answered, any_mismatch, any_bytes);
     let not_echoed = swarm.sessions.iter().find(|s| s.mismatch.is_some());
     ModelObservation {
         model,
@@ -126,6 +105,39 @@ pub fn observe(cx: &mut Cx) -> ModelObservation {
         }),
         start_failure: None,
         grader_failure: None,
+    }
+}
+
+/// The model from what /proc showed with [`PROBE_CLIENTS`] clients connected: children
+/// (process), threads (thread), several connections served or held by one thread (event), one
+/// at a time (iterative). A server that exited shows no model.
+pub(crate) fn classify(procs: usize, threads: usize, exited: bool, at_once: usize) -> Model {
+    if procs >= 2 {
+        Model::Process
+    } else if threads > 1 {
+        Model::Thread
+    } else if exited {
+        Model::Unknown
+    } else if at_once >= 2 {
+        Model::Event
+    } else if at_once == 1 {
+        Model::Iterative
+    } else {
+        Model::Unknown
+    }
+}
+
+/// What the replies were: exact echoes, other bytes, or nothing.
+pub(crate) fn judge_replies(echoed: usize, answered: usize, any_mismatch: bool, any_bytes: bool) -> Replies {
+    if echoed > 0 && echoed == answered {
+        Replies::Echo
+    } else if answered > 0 || any_mismatch {
+        Replies::NotEcho
+    } else if any_bytes {
+        // Bytes came back, right so far, but no line was complete in time: a slow echo.
+        Replies::Echo
+    } else {
+        Replies::None
     }
 }
 
@@ -157,4 +169,27 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         ),
         ev,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_comes_from_proc_whatever_the_bytes() {
+        assert_eq!(classify(4, 1, false, 0), Model::Process, "a forking server that never answers");
+        assert_eq!(classify(1, 5, false, 0), Model::Thread);
+        assert_eq!(classify(1, 1, false, 4), Model::Event);
+        assert_eq!(classify(1, 1, false, 1), Model::Iterative);
+        assert_eq!(classify(1, 1, true, 4), Model::Unknown, "a server that exited shows none");
+        assert_eq!(classify(1, 1, false, 0), Model::Unknown);
+    }
+
+    #[test]
+    fn replies_tell_an_echo_from_other_bytes() {
+        assert_eq!(judge_replies(4, 4, false, true), Replies::Echo);
+        assert_eq!(judge_replies(2, 4, true, true), Replies::NotEcho);
+        assert_eq!(judge_replies(0, 0, false, true), Replies::Echo, "a slow echo, right so far");
+        assert_eq!(judge_replies(0, 0, false, false), Replies::None);
+    }
 }

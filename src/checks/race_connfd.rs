@@ -54,17 +54,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let threaded = cx.model.model == Model::Thread;
     let mut rng = cx.rng.clone();
-    let rounds: Vec<Vec<(String, Vec<u8>)>> = (0..p.rounds)
-        .map(|r| {
-            (0..p.burst)
-                .map(|i| {
-                    let label = format!("r{r}c{i}");
-                    let line = payload::tagged_line(&mut rng, &label);
-                    (label, line)
-                })
-                .collect()
-        })
-        .collect();
+    let rounds = burst_lines(&mut rng, p);
     let srv = match cx.start() {
         Ok(s) => s,
         Err(o) => return o,
@@ -134,6 +124,21 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         fb,
         json!({ "rounds": p.rounds, "burst": p.burst, "clients_served": total, "listen_queue": queue.evidence() }),
     )
+}
+
+/// Each burst's clients: a label and its tagged line.
+fn burst_lines(rng: &mut rand_chacha::ChaCha8Rng, p: &Params) -> Vec<Vec<(String, Vec<u8>)>> {
+    (0..p.rounds)
+        .map(|r| {
+            (0..p.burst)
+                .map(|i| {
+                    let label = format!("r{r}c{i}");
+                    let line = payload::tagged_line(rng, &label);
+                    (label, line)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A burst in which some clients were not served correctly, as measured.
