@@ -79,9 +79,7 @@ impl BuildOutcome {
 /// the grading machine's problem, not the student's.
 pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError> {
     use nix::sys::signal::{killpg, Signal};
-    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     use nix::unistd::Pid;
-    use std::os::unix::process::CommandExt;
 
     let mut command = vec!["make".to_string()];
     if let Some(t) = &spec.target {
@@ -94,47 +92,12 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
         .map_err(|e| internal("cannot create a HOME for make", &e))?;
     let (r, w) = nix::unistd::pipe().map_err(|e| internal("pipe", &e))?;
     let w2 = w.try_clone().map_err(|e| internal("pipe", &e))?;
-    let mut cmd = Command::new("make");
-    cmd.args(&command[1..])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(w))
-        .stderr(Stdio::from(w2))
-        // The Makefile is student code: it gets PATH, LANG and a scratch HOME, nothing else
-        // of the grader's environment (no token, and no outer make's MAKEFLAGS when grade
-        // itself runs under Autolab's make).
-        .env_clear()
-        .envs(crate::supervise::clean_env(Some(home.path())))
-        .process_group(0);
-    if let Some(u) = &spec.run_as {
-        // std drops supplementary groups too when root changes the child's ids.
-        cmd.uid(u.uid).gid(u.gid);
-    }
-    // The Makefile is contained like a server: make joins a cgroup of its own (a pids limit
-    // bounds a fork bomb) where the host has one, and the grader becomes child subreaper, so a
-    // daemon a Makefile starts (setsid, double fork) is adopted by the grader rather than by
-    // init. When make ends, all of it is killed and reaped.
-    if spec.adopt_leftovers {
-        crate::supervise::become_subreaper();
-        crate::supervise::privilege::shield_grader();
-    }
     let cgroup = crate::supervise::InstanceCgroup::create(
         &format!("echograde-{}-build", std::process::id()),
         BUILD_NPROC,
         BUILD_MEMORY,
     );
-    let procs = cgroup.procs_fds();
-    // SAFETY: the closure runs in the forked child before exec and only calls write(2) on
-    // descriptors opened before the fork; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &procs {
-                nix::libc::write(fd, b"0".as_ptr().cast(), 1);
-            }
-            crate::supervise::privilege::scope_signals();
-            Ok(())
-        });
-    }
+    let mut cmd = make_command(dir, &command, spec, home.path(), (w, w2), &cgroup);
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -156,26 +119,7 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     }
 
     let pgid = Pid::from_raw(child.id() as i32);
-    let mut timed_out = false;
-    // Wait for make to end without reaping it (WNOWAIT): while it is a zombie its pid, which is
-    // also the group's id, cannot be reused, so killing the group afterwards is safe.
-    loop {
-        match waitid(
-            Id::Pid(pgid),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG,
-        ) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(_) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-        if started.elapsed() >= spec.timeout {
-            timed_out = true;
-            let _ = killpg(pgid, Signal::SIGKILL);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let timed_out = wait_for_make(pgid, started, spec.timeout);
     // Anything make left running in its group (a server started by a test target, ...).
     let _ = killpg(pgid, Signal::SIGKILL);
     let status = child.wait().map_err(|e| internal("waiting for make", &e))?;
@@ -208,6 +152,80 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
         output: text,
         output_bytes: total,
     })
+}
+
+/// make, confined: its own process group, a cleaned environment, the build's user, its cgroup
+/// joined before exec; standard output and error into the capture's pipe.
+fn make_command(
+    dir: &Path,
+    command: &[String],
+    spec: &BuildSpec,
+    home: &Path,
+    (w, w2): (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+    cgroup: &crate::supervise::InstanceCgroup,
+) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("make");
+    cmd.args(&command[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::from(w2))
+        // The Makefile is student code: it gets PATH, LANG and a scratch HOME, nothing else
+        // of the grader's environment (no token, and no outer make's MAKEFLAGS when grade
+        // itself runs under Autolab's make).
+        .env_clear()
+        .envs(crate::supervise::clean_env(Some(home)))
+        .process_group(0);
+    if let Some(u) = &spec.run_as {
+        // std drops supplementary groups too when root changes the child's ids.
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    // The Makefile is contained like a server: make joins a cgroup of its own (a pids limit
+    // bounds a fork bomb) where the host has one, and the grader becomes child subreaper, so a
+    // daemon a Makefile starts (setsid, double fork) is adopted by the grader rather than by
+    // init. When make ends, all of it is killed and reaped.
+    if spec.adopt_leftovers {
+        crate::supervise::become_subreaper();
+        crate::supervise::privilege::shield_grader();
+    }
+    let procs = cgroup.procs_fds();
+    // SAFETY: the closure runs in the forked child before exec and only calls write(2) on
+    // descriptors opened before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &procs {
+                nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+            }
+            crate::supervise::privilege::scope_signals();
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Wait for make to end without reaping it (WNOWAIT): while it is a zombie its pid, which is
+/// also the group's id, cannot be reused, so killing the group afterwards is safe. Past
+/// `timeout` the group is killed; whether it was.
+fn wait_for_make(pgid: nix::unistd::Pid, started: Instant, timeout: Duration) -> bool {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    loop {
+        match waitid(
+            Id::Pid(pgid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+        if started.elapsed() >= timeout {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The pids limit of the build's cgroup: make, the compiler and its passes, with room.
