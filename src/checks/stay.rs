@@ -93,25 +93,7 @@ pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
     };
     let mut swarm = Swarm::new(srv.addr());
     let mut ends: Vec<(&str, ServerEnd)> = Vec::new();
-    // A new client that sends a line, is served, and stays; its server end is read meanwhile.
-    let arrive = |swarm: &mut Swarm, srv: &mut Server, name: &'static str, l: Vec<u8>| -> Result<(usize, ServerEnd), Outcome> {
-        let i = swarm.add(Session::new(name, vec![Step::Send(l), Step::Expect]).holding().judging_replies());
-        swarm.run(RunLimits::both(t.serve), |s| s[i].script_done());
-        if !swarm.sessions[i].served() {
-            let mut fb = format!("Client {name} {}", describe(&swarm.sessions[i], t.serve));
-            fb.push_str(match name {
-                "B" => ".",
-                "A" => ", while client B stayed connected.",
-                _ => ", after client B had left.",
-            });
-            if let Some(d) = death_note(srv) {
-                fb.push(' ');
-                fb.push_str(&d);
-            }
-            return Err(Outcome::fail(0.0, fb, json!({ "unserved_client": name })));
-        }
-        Ok((i, server_end(srv, &swarm.sessions[i])))
-    };
+    let arrive = |swarm: &mut Swarm, srv: &mut Server, name: &'static str, l: Vec<u8>| arrive(swarm, srv, t, name, l);
     // A client leaves; the server closes its end (bounded wait): how long that took.
     let leave = |swarm: &mut Swarm, srv: &Server, i: usize, end: ServerEnd| -> Option<u64> {
         swarm.sessions[i].close();
@@ -212,6 +194,32 @@ fn revisit_a(
     };
     swarm.close_all();
     Outcome::fail(0.0, forgotten.feedback(), ev)
+}
+
+/// A new client that sends a line, is served, and stays; its server end is read meanwhile.
+fn arrive(
+    swarm: &mut Swarm,
+    srv: &mut Server,
+    t: crate::timing::Timing,
+    name: &'static str,
+    l: Vec<u8>,
+) -> Result<(usize, ServerEnd), Outcome> {
+    let i = swarm.add(Session::new(name, vec![Step::Send(l), Step::Expect]).holding().judging_replies());
+    swarm.run(RunLimits::both(t.serve), |s| s[i].script_done());
+    if !swarm.sessions[i].served() {
+        let mut fb = format!("Client {name} {}", describe(&swarm.sessions[i], t.serve));
+        fb.push_str(match name {
+            "B" => ".",
+            "A" => ", while client B stayed connected.",
+            _ => ", after client B had left.",
+        });
+        if let Some(d) = death_note(srv) {
+            fb.push(' ');
+            fb.push_str(&d);
+        }
+        return Err(Outcome::fail(0.0, fb, json!({ "unserved_client": name })));
+    }
+    Ok((i, server_end(srv, &swarm.sessions[i])))
 }
 
 /// Which descriptor went to whom, in words.
