@@ -164,7 +164,7 @@ fn load_any_rubric(path: &Path) -> Result<AnyRubric, GradeError> {
 fn run(cli: &Cli) -> Result<i32, GradeError> {
     if cli.isolate_net {
         // First, before any thread exists: the namespace is the calling thread's.
-        echograde::supervise::netns::isolate().map_err(GradeError::Usage)?;
+        echograde::supervise::isolate_network().map_err(GradeError::Usage)?;
     }
     let inv = invocation(cli)?;
     if let Some(out) = &cli.output {

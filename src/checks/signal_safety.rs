@@ -63,8 +63,8 @@ const PROGRAM_CAP: u64 = 256 << 20;
 /// a link or a FIFO: between its validation and now, a server running as the grader's user
 /// could have replaced it.
 fn read_program(program: &Path) -> Option<Vec<u8>> {
-    let f = crate::supervise::files::open_regular(program).ok()?;
-    let (data, more) = crate::supervise::files::read_capped(f, PROGRAM_CAP).ok()?;
+    let f = crate::supervise::open_regular(program).ok()?;
+    let (data, more) = crate::supervise::read_capped(f, PROGRAM_CAP).ok()?;
     (!more).then_some(data)
 }
 
@@ -292,9 +292,9 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(e) => at_start.map_err(|_| e),
     };
     // The log is the server's file: read bounded, as bytes, never through a link or a FIFO.
-    let (bytes, truncated) = match crate::supervise::files::open_regular(&log)
+    let (bytes, truncated) = match crate::supervise::open_regular(&log)
         .map_err(|e| e.to_string())
-        .and_then(|f| crate::supervise::files::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
+        .and_then(|f| crate::supervise::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
     {
         Ok(r) => r,
         Err(e) => {

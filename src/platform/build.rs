@@ -88,7 +88,7 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         GradeError::Internal(format!("build step: {what}: {e}"))
     };
-    let home = crate::supervise::privilege::scratch_home(spec.run_as.as_ref())
+    let home = crate::supervise::scratch_home(spec.run_as.as_ref())
         .map_err(|e| internal("cannot create a HOME for make", &e))?;
     let (r, w) = nix::unistd::pipe().map_err(|e| internal("pipe", &e))?;
     let w2 = w.try_clone().map_err(|e| internal("pipe", &e))?;
@@ -187,7 +187,7 @@ fn make_command(
     // init. When make ends, all of it is killed and reaped.
     if spec.adopt_leftovers {
         crate::supervise::become_subreaper();
-        crate::supervise::privilege::shield_grader();
+        crate::supervise::shield_grader();
     }
     let procs = cgroup.procs_fds();
     // SAFETY: the closure runs in the forked child before exec and only calls write(2) on
@@ -197,7 +197,7 @@ fn make_command(
             for &fd in &procs {
                 nix::libc::write(fd, b"0".as_ptr().cast(), 1);
             }
-            crate::supervise::privilege::scope_signals();
+            crate::supervise::scope_signals();
             Ok(())
         });
     }
@@ -246,12 +246,12 @@ fn end_the_build(cgroup: &crate::supervise::InstanceCgroup, adopted: bool) {
             );
         }
         if adopted {
-            crate::supervise::reap::reap_exited(&[], &mut Default::default());
+            crate::supervise::reap_exited(&[], &mut Default::default());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     if adopted {
-        crate::supervise::reap::kill_orphans();
+        crate::supervise::kill_orphans();
     }
 }
 

@@ -7,7 +7,7 @@
 //! grading: `main` creates one [`ProcessGuard`] before grading, and when it is dropped nothing
 //! of any server may outlive the run.
 
-use crate::supervise::{self, privilege, reap};
+use crate::supervise;
 
 /// Held for the whole run; its `Drop` kills and reaps every process the grader adopted.
 pub struct ProcessGuard {
@@ -19,7 +19,7 @@ impl ProcessGuard {
     /// (the grader reaps with `waitpid(-1)`).
     pub fn install() -> ProcessGuard {
         supervise::become_subreaper();
-        privilege::shield_grader();
+        supervise::shield_grader();
         crate::interrupt::install();
         raise_nofile();
         ProcessGuard { _private: () }
@@ -28,7 +28,7 @@ impl ProcessGuard {
 
 impl Drop for ProcessGuard {
     fn drop(&mut self) {
-        reap::kill_orphans();
+        supervise::kill_orphans();
     }
 }
 

@@ -6,7 +6,7 @@ use crate::checks::Launcher;
 use crate::error::GradeError;
 use crate::invocation::Settings;
 use crate::rubric::Rubric;
-use crate::supervise::{self, privilege, Limits, RunAs, Sandbox, ServerSpec};
+use crate::supervise::{self, Limits, RunAs, Sandbox, ServerSpec};
 use std::path::Path;
 
 /// What grading one server needs held for its whole run.
@@ -16,7 +16,7 @@ pub(crate) struct Prepared {
     /// Why the signal-safety shim is missing, if it is.
     pub shim_missing: Option<String>,
     // Held until the server's last instance has ended.
-    _copy: Option<privilege::ExecutableCopy>,
+    _copy: Option<supervise::ExecutableCopy>,
     _home: tempfile::TempDir,
     _shim: Option<crate::shim::ShimFile>,
 }
@@ -38,7 +38,7 @@ pub(crate) fn prepare(
     limits
         .apply_overrides(&settings.limits)
         .map_err(GradeError::Usage)?;
-    let run_as = privilege::resolve(settings.user.as_deref()).map_err(GradeError::Usage)?;
+    let run_as = supervise::resolve_user(settings.user.as_deref()).map_err(GradeError::Usage)?;
     // As root the server runs from root's own copy, filled from the descriptor just validated:
     // whatever the student's path points to later (a link swapped in by a process a Makefile
     // left behind), the program graded is the regular file checked here, and the other user
@@ -46,7 +46,7 @@ pub(crate) fn prepare(
     let mut spec = spec.clone();
     let copy = match &run_as {
         Some(u) => {
-            let c = privilege::accessible_copy(program, &spec.program).map_err(|e| {
+            let c = supervise::accessible_copy(program, &spec.program).map_err(|e| {
                 GradeError::Internal(format!(
                     "cannot copy the server where user {} can run it: {e}",
                     u.name
@@ -58,7 +58,7 @@ pub(crate) fn prepare(
         None => None,
     };
     let shim = crate::shim::materialize();
-    let home = privilege::scratch_home(run_as.as_ref())
+    let home = supervise::scratch_home(run_as.as_ref())
         .map_err(|e| GradeError::Internal(format!("cannot create the server's HOME: {e}")))?;
     let containment = containment(&limits, run_as.as_ref(), settings.isolated_net);
     let launcher = Launcher {
@@ -104,7 +104,7 @@ fn containment(limits: &Limits, run_as: Option<&RunAs>, isolated_net: bool) -> s
         },
         "user": run_as.map_or("the grader's own (not root)".to_string(), |u| u.name.clone()),
         "ipc": if run_as.is_some() { "private (an IPC namespace per instance)" } else { "shared with the grader's user (no IPC namespace without root)" },
-        "signals": if privilege::signal_scoping_available() { "scoped to the server's own processes (Landlock)" } else { "not scoped (this kernel has no Landlock signal scoping)" },
+        "signals": if supervise::signal_scoping_available() { "scoped to the server's own processes (Landlock)" } else { "not scoped (this kernel has no Landlock signal scoping)" },
         "network": if isolated_net { "isolated (new network namespace, loopback only)" } else { "shared with the host (loopback)" },
     })
 }
@@ -120,7 +120,7 @@ pub(crate) fn validate_server(
     path: &Path,
     within: Option<&Path>,
 ) -> Result<std::fs::File, GradeError> {
-    use crate::supervise::files::{self, Refused};
+    use crate::supervise::{self as files, Refused};
     use std::os::unix::fs::PermissionsExt;
     let opened = match within {
         Some(dir) => files::open_regular_beneath(dir, path.strip_prefix(dir).unwrap_or(path)),

@@ -11,7 +11,7 @@ use crate::platform::submission::Part;
 use crate::report::{
     round2, BuildReport, CheckReport, Model, PartReport, Report, RunStatus, ServerInfo, Status,
 };
-use crate::supervise::{privilege, ServerSpec};
+use crate::supervise::{self, ServerSpec};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -20,9 +20,9 @@ use std::time::Duration;
 pub fn grade_submission(job: &BuildJob, settings: &Settings) -> Result<Report, GradeError> {
     // As root, the student's Makefile runs as the server's unprivileged user, in a copy of the
     // submission that user owns: it can then write neither the results nor the grader.
-    let run_as = privilege::resolve(settings.user.as_deref()).map_err(GradeError::Usage)?;
+    let run_as = supervise::resolve_user(settings.user.as_deref()).map_err(GradeError::Usage)?;
     let copy = match &run_as {
-        Some(u) => Some(privilege::build_copy(&job.dir, u).map_err(|e| {
+        Some(u) => Some(supervise::build_copy(&job.dir, u).map_err(|e| {
             GradeError::Internal(format!(
                 "cannot copy the submission for an unprivileged build: {e}"
             ))
