@@ -239,24 +239,10 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             json!({ "reason": "no shim" }),
         );
     };
-    let logdir = match tempfile::Builder::new().prefix("echograde-sigsafety").tempdir() {
-        Ok(d) => d,
-        Err(e) => return Outcome::error(format!("cannot create a directory for the shim's log: {e}")),
+    let (_logdir, log) = match shim_log(cx) {
+        Ok(l) => l,
+        Err(o) => return o,
     };
-    let log = logdir.path().join("calls.log");
-    // The server may run as another user (when the grader is root): it must be able to reach
-    // and append to its log, and nothing else in the directory.
-    let prepared = std::fs::File::create(&log).and_then(|_| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(logdir.path(), std::fs::Permissions::from_mode(0o711))?;
-        if let Some(u) = &cx.launcher.sandbox.run_as {
-            std::os::unix::fs::chown(&log, Some(u.uid), Some(u.gid))?;
-        }
-        Ok(())
-    });
-    if let Err(e) = prepared {
-        return Outcome::error(format!("cannot prepare the shim's log: {e}"));
-    }
     let env: Vec<(OsString, OsString)> = vec![
         ("LD_PRELOAD".into(), shim.clone().into_os_string()),
         ("ECHOGRADE_SHIM_LOG".into(), log.clone().into_os_string()),
@@ -268,19 +254,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     };
     let at_start = Observed::read(srv.main_pid, &shim);
     // A server that stops serving still logged what its handlers did: no early return.
-    let _ = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve, t.idle * 3);
-    let mut swarm = Swarm::new(srv.addr());
-    for i in 0..p.simultaneous {
-        let label = format!("m{i}");
-        let line = payload::tagged_line(&mut rng, &label);
-        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]).judging_replies());
-    }
-    for i in 0..p.early_leavers {
-        let lines: Vec<u8> = (0..20).flat_map(|j| payload::tagged_line(&mut rng, &format!("e{i}-{j}"))).collect();
-        swarm.add(Session::new(format!("e{i}"), vec![Step::Send(lines), Step::Reset]));
-    }
-    swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
-    drop(swarm);
+    drive(srv, &mut rng, p, t);
     // Let the handlers for the last exits run: wait until no child is left unreaped.
     wait_until(t.grace, || children(srv).is_empty());
     // What /proc shows of the serving process now (or, if it is gone, when it started).
@@ -312,9 +286,65 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let exe = std::fs::canonicalize(&program).ok();
     let exe_str = exe.as_ref().map(|e| e.to_string_lossy().into_owned());
     let handlers = parse_log(&text, exe_str.as_deref().zip(exe.as_deref()));
+    let unobserved = unobserved(seen, &handlers);
+    if let Some((why, ev)) = unobserved {
+        return Outcome::fail(0.0, why, ev);
+    }
+    judge(&handlers, truncated)
+}
+
+/// A log the server (maybe another user) can append to, in a directory of its own: the
+/// directory is held for the check, the log's path returned.
+fn shim_log(cx: &Cx) -> Result<(tempfile::TempDir, std::path::PathBuf), Outcome> {
+    let logdir = match tempfile::Builder::new().prefix("echograde-sigsafety").tempdir() {
+        Ok(d) => d,
+        Err(e) => return Err(Outcome::error(format!("cannot create a directory for the shim's log: {e}"))),
+    };
+    let log = logdir.path().join("calls.log");
+    // The server may run as another user (when the grader is root): it must be able to reach
+    // and append to its log, and nothing else in the directory.
+    let prepared = std::fs::File::create(&log).and_then(|_| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(logdir.path(), std::fs::Permissions::from_mode(0o711))?;
+        if let Some(u) = &cx.launcher.sandbox.run_as {
+            std::os::unix::fs::chown(&log, Some(u.uid), Some(u.gid))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = prepared {
+        return Err(Outcome::error(format!("cannot prepare the shim's log: {e}")));
+    }
+    Ok((logdir, log))
+}
+
+/// The workload: sequential clients, simultaneous ones and early leavers (resets), so that
+/// SIGCHLD and SIGPIPE handlers run.
+fn drive(srv: &mut crate::supervise::Server, rng: &mut rand_chacha::ChaCha8Rng, p: &Params, t: crate::timing::Timing) {
+    let _ = sequential_clients(srv, rng, "s", p.sequential, t.serve, t.idle * 3);
+    let mut swarm = Swarm::new(srv.addr());
+    for i in 0..p.simultaneous {
+        let label = format!("m{i}");
+        let line = payload::tagged_line(rng, &label);
+        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]).judging_replies());
+    }
+    for i in 0..p.early_leavers {
+        let lines: Vec<u8> = (0..20).flat_map(|j| payload::tagged_line(rng, &format!("e{i}-{j}"))).collect();
+        swarm.add(Session::new(format!("e{i}"), vec![Step::Send(lines), Step::Reset]));
+    }
+    swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
+    drop(swarm);
+}
+
+/// Why the handlers that run in the serving process could not be checked, if they could not:
+/// it could not be observed, the shim is not loaded there, or it handles a signal whose
+/// handler the shim never saw installed.
+fn unobserved(
+    seen: Result<Observed, String>,
+    handlers: &BTreeMap<(i32, String), HandlerLog>,
+) -> Option<(String, serde_json::Value)> {
     let recorded: std::collections::BTreeSet<i32> =
         handlers.iter().filter(|(_, h)| h.installed).map(|((sig, _), _)| *sig).collect();
-    let unobserved = match seen {
+    match seen {
         Err(why) => Some((why, json!({ "observed": false }))),
         Ok(o) if !o.shim_mapped => Some((
             format!(
@@ -343,10 +373,12 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
                 )
             })
         }
-    };
-    if let Some((why, ev)) = unobserved {
-        return Outcome::fail(0.0, why, ev);
     }
+}
+
+/// The verdict from what the handlers did: a pass when none called an unsafe function, else
+/// each offending handler, what it called and why that is unsafe.
+fn judge(handlers: &BTreeMap<(i32, String), HandlerLog>, truncated: bool) -> Outcome {
     let installed: Vec<serde_json::Value> = handlers
         .iter()
         .map(|((sig, _), h)| json!({ "signal": sig_name(*sig), "handler": h.symbol, "runs": h.runs, "unsafe_calls": h.calls }))
@@ -388,6 +420,58 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             .into(),
     );
     Outcome::fail(0.0, parts.join(" "), ev)
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn handler(installed: bool, calls: &[(&str, u64)]) -> BTreeMap<(i32, String), HandlerLog> {
+        let mut h = BTreeMap::new();
+        h.insert(
+            (17, "0x55".to_string()),
+            HandlerLog {
+                installed,
+                symbol: "sigchld_handler".into(),
+                runs: 3,
+                calls: calls.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            },
+        );
+        h
+    }
+
+    #[test]
+    fn safe_handlers_and_no_handlers_pass() {
+        let o = judge(&BTreeMap::new(), false);
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.feedback.contains("installs no signal handlers"));
+        let o = judge(&handler(true, &[]), false);
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.feedback.contains("ran 3 time(s)"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn an_unsafe_call_is_named_with_the_handler_and_why() {
+        let o = judge(&handler(true, &[("puts", 2)]), true);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("The SIGCHLD handler `sigchld_handler` called puts (2×)"), "{}", o.feedback);
+        assert!(o.feedback.contains("look for printf in the handler"));
+        assert_eq!(o.evidence["log_truncated_at_bytes"], LOG_CAP);
+    }
+
+    #[test]
+    fn handlers_the_shim_did_not_see_cannot_be_judged() {
+        let seen = Ok(Observed { pid: 7, shim_mapped: true, caught: vec![17] });
+        let (why, ev) = unobserved(seen, &handler(false, &[])).expect("not observed");
+        assert!(why.contains("handles SIGCHLD, but the grader's signal-safety library never saw"), "{why}");
+        assert_eq!(ev["handlers_not_recorded"][0], "SIGCHLD");
+        let seen = Ok(Observed { pid: 7, shim_mapped: false, caught: vec![] });
+        let (why, _) = unobserved(seen, &handler(true, &[])).expect("not observed");
+        assert!(why.contains("is not loaded in the process that serves (pid 7)"), "{why}");
+        let seen = Ok(Observed { pid: 7, shim_mapped: true, caught: vec![17] });
+        assert!(unobserved(seen, &handler(true, &[])).is_none());
+    }
 }
 
 #[cfg(test)]

@@ -256,23 +256,7 @@ impl Server {
         .map_err(|e| StartFailure::Spawn(e.to_string()))?;
         let stdin = child.stdin.take();
         let pid = child.id() as Pid;
-        let stdout = Tail::new(TAIL_CAP);
-        let stderr = Tail::new(TAIL_CAP);
-        let drained = [
-            child
-                .stdout
-                .take()
-                .map(|s| ("stdout", stdout.drain_from(s, "stdout"))),
-            child
-                .stderr
-                .take()
-                .map(|s| ("stderr", stderr.drain_from(s, "stderr"))),
-        ];
-        for (name, e) in drained.into_iter().flatten() {
-            if let Err(e) = e {
-                eprintln!("grade: warning: cannot drain the server's {name}: {e}");
-            }
-        }
+        let (stdout, stderr) = drain_output(&mut child);
         // The std handle is dropped without waiting: the grader reaps by pid (see reap.rs).
         drop(child);
         let pidfd = rustix::process::pidfd_open(
@@ -554,4 +538,25 @@ pub fn pick_port() -> u16 {
         }
     }
     min
+}
+
+/// Drain a child's stdout and stderr into bounded captures (a warning when one cannot be).
+fn drain_output(child: &mut std::process::Child) -> (Tail, Tail) {
+    let (stdout, stderr) = (Tail::new(TAIL_CAP), Tail::new(TAIL_CAP));
+    let drained = [
+        (
+            child.stdout.take().map(|s| stdout.drain_from(s, "stdout")),
+            "stdout",
+        ),
+        (
+            child.stderr.take().map(|s| stderr.drain_from(s, "stderr")),
+            "stderr",
+        ),
+    ];
+    for (result, name) in drained {
+        if let Some(Err(e)) = result {
+            eprintln!("grade: warning: cannot drain the server's {name}: {e}");
+        }
+    }
+    (stdout, stderr)
 }
