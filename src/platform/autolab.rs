@@ -66,7 +66,7 @@ pub fn summary(report: &Report) -> String {
         s.push_str(&format!("server model seen: {}\n", report.model().as_str()));
     }
     let lines = lines(report);
-    let width = lines.iter().map(|l| l.id.len()).max().unwrap_or(10);
+    let width = lines.iter().map(|l| l.id.len()).fold(0, usize::max);
     let mut last_feedback: Option<&str> = None;
     for l in &lines {
         let line = format!(

@@ -19,9 +19,15 @@ use std::time::Duration;
 pub fn render(report: &Report) -> String {
     let mut doc = quick_junit::Report::new(format!("echograde {}", report.rubric));
     doc.set_time(secs(report.duration_s));
-    let single = report.is_single();
-    if single || report.build.is_some() {
-        // The run's own suite: the build, and a single server's checks.
+    // The run's own suite, named after its rubric: the build, and the checks of a server
+    // that has no name of its own (the one server of a single-server run).
+    let unnamed: Vec<&CheckReport> = report
+        .parts
+        .iter()
+        .filter(|p| p.name.is_none())
+        .flat_map(|p| &p.checks)
+        .collect();
+    if report.build.is_some() || !unnamed.is_empty() {
         let mut suite = TestSuite::new(report.rubric.as_str());
         suite.add_properties(props(
             report.score,
@@ -33,15 +39,12 @@ pub fn render(report: &Report) -> String {
         if let Some(b) = &report.build {
             suite.add_test_case(build_case(b, &report.rubric));
         }
-        if single {
-            let part = &report.parts[0];
-            suite.add_test_cases(part.checks.iter().map(|c| check_case(c, &report.rubric)));
-        }
+        suite.add_test_cases(unnamed.iter().map(|c| check_case(c, &report.rubric)));
         add_suite(&mut doc, suite);
     }
-    if !single {
-        for p in &report.parts {
-            add_suite(&mut doc, part_suite(p, report.seed));
+    for p in &report.parts {
+        if let Some(name) = &p.name {
+            add_suite(&mut doc, part_suite(p, name, report.seed));
         }
     }
     doc.to_string().expect("a JUnit report serializes")
@@ -52,8 +55,7 @@ fn add_suite(doc: &mut quick_junit::Report, mut suite: TestSuite) {
     doc.add_test_suite(suite);
 }
 
-fn part_suite(p: &PartReport, seed: u64) -> TestSuite {
-    let name = p.name.as_deref().unwrap_or(p.rubric.as_str());
+fn part_suite(p: &PartReport, name: &str, seed: u64) -> TestSuite {
     let mut suite = TestSuite::new(name);
     suite.add_properties(props(p.score, p.max_score, p.server.model, seed));
     suite.add_test_cases(p.checks.iter().map(|c| check_case(c, name)));

@@ -70,7 +70,7 @@ pub fn lines(report: &Report) -> Vec<Line<'_>> {
 /// One line per check and the total; feedback of failed checks indented below.
 pub fn human(report: &Report, with_feedback: bool) -> String {
     let lines = lines(report);
-    let width = lines.iter().map(|l| l.id.len()).max().unwrap_or(10);
+    let width = lines.iter().map(|l| l.id.len()).fold(0, usize::max);
     let mut s = format!(
         "echograde {} — rubric {} — server model: {}\n",
         report.echograde,
