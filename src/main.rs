@@ -3,14 +3,15 @@
 
 use clap::{Parser, ValueEnum};
 use echograde::error::{EXIT_BAD_INPUT, EXIT_BELOW_THRESHOLD, EXIT_GRADED, EXIT_GRADER_FAILED};
-use echograde::platform::submission::{
-    grade_submission, is_submission_rubric, Submission, SubmissionRun,
-};
+use echograde::invocation::{self, BuildJob, Invocation, Job, Only, Settings};
+use echograde::platform::build::DEFAULT_TIMEOUT;
+use echograde::platform::submission::{is_submission_rubric, valid_target, Submission};
 use echograde::platform::{autolab, gradescope, junit};
 use echograde::report::{render, write::probe_writable, write::write_atomic, Report};
 use echograde::rubric::Rubric;
-use echograde::supervise::{ServerSpec, StdinSource};
-use echograde::{GradeError, GradeOptions};
+use echograde::run::ProcessGuard;
+use echograde::supervise::{LimitOverride, ServerSpec, StdinSource};
+use echograde::GradeError;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,8 +67,6 @@ impl Format {
     }
 }
 
-/// Grade a concurrent echo server: drive real clients against it, read its state from /proc,
-/// and write a scored report of the concurrency bugs found, with evidence.
 #[derive(Debug, Parser)]
 #[command(
     name = "grade",
@@ -210,7 +209,7 @@ fn load_any_rubric(path: &Path) -> Result<AnyRubric, GradeError> {
 fn run(cli: &Cli) -> Result<i32, GradeError> {
     if !cli.share_net {
         // First, before any thread exists: the namespace is the calling thread's.
-        if let Err(why) = echograde::supervise::netns::isolate_by_default() {
+        if let Err(why) = echograde::supervise::isolate_network_by_default() {
             if cli.isolate_net {
                 return Err(GradeError::Usage(why));
             }
@@ -219,91 +218,15 @@ fn run(cli: &Cli) -> Result<i32, GradeError> {
             );
         }
     }
-    if !(cli.time_scale.is_finite() && cli.time_scale > 0.0 && cli.time_scale <= 100.0) {
-        return Err(GradeError::Usage(format!(
-            "--time-scale {} must be above 0 and at most 100",
-            cli.time_scale
-        )));
-    }
-    let build_timeout = match cli.build_timeout {
-        Some(t) if !(t.is_finite() && (1.0..=3600.0).contains(&t)) => {
-            return Err(GradeError::Usage(format!(
-                "--build-timeout {t} must be between 1 and 3600 seconds"
-            )))
-        }
-        t => t.map(Duration::from_secs_f64),
-    };
-    let rubric = cli.rubric.as_deref().map(load_any_rubric).transpose()?;
+    let inv = invocation(cli)?;
     for out in &cli.output {
         probe_writable(out)?;
     }
-    let seed = cli.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64 % 1_000_000_000)
-            .unwrap_or(1)
-    });
-    let report = match &cli.build {
-        Some(dir) => {
-            let submission = match (&cli.server, rubric) {
-                (Some(_), Some(AnyRubric::Submission(_))) => {
-                    return Err(GradeError::Usage(format!(
-                        "{} is a submission rubric: it names the programs to grade, so leave out SERVER",
-                        cli.rubric.as_ref().expect("rubric").display()
-                    )))
-                }
-                (Some(server), Some(AnyRubric::Plain(r))) => {
-                    Submission::single(server, cli.args.clone(), *r)?
-                }
-                (Some(server), None) => {
-                    Submission::single(server, cli.args.clone(), Rubric::default_rubric())?
-                }
-                (None, Some(AnyRubric::Plain(_))) => {
-                    return Err(GradeError::Usage(format!(
-                        "{} grades one program: name it after --build DIR (e.g. `grade --build DIR --rubric {} echoserverp`), or pass a submission rubric",
-                        cli.rubric.as_ref().expect("rubric").display(),
-                        cli.rubric.as_ref().expect("rubric").display()
-                    )))
-                }
-                (None, Some(AnyRubric::Submission(s))) => s,
-                (None, None) => Submission::builtin(),
-            };
-            if cli.server.is_none() && !cli.args.is_empty() {
-                return Err(GradeError::Usage(
-                    "arguments after `--` need a SERVER; a submission rubric sets each program's `args`".into(),
-                ));
-            }
-            grade_submission(&SubmissionRun {
-                dir,
-                submission: &submission,
-                make_target: cli.make_target.clone(),
-                build_timeout,
-                seed,
-                only: cli.only.clone(),
-                options: &|spec, rubric| grade_options(cli, spec, rubric, seed),
-            })?
-        }
-        None => {
-            let rubric = match rubric {
-                Some(AnyRubric::Plain(r)) => *r,
-                Some(AnyRubric::Submission(_)) => {
-                    return Err(GradeError::Usage(format!(
-                        "{} is a submission rubric: use it with --build DIR (it builds the submission, then grades the programs it names)",
-                        cli.rubric.as_ref().expect("rubric").display()
-                    )))
-                }
-                None => Rubric::default_rubric(),
-            };
-            let server = cli
-                .server
-                .clone()
-                .expect("clap requires SERVER without --build");
-            let spec = ServerSpec {
-                program: server,
-                args: cli.args.clone(),
-            };
-            echograde::grade(&grade_options(cli, spec, rubric, seed))?
-        }
+    let report = {
+        // Nothing of the server may outlive the run: the guard's drop, before the report is
+        // written, kills what is left.
+        let guard = ProcessGuard::install();
+        echograde::run::run(&inv, &guard)?
     };
     emit(cli, &report)?;
     if report.status == echograde::report::RunStatus::Error {
@@ -313,12 +236,139 @@ fn run(cli: &Cli) -> Result<i32, GradeError> {
         }
         return Ok(EXIT_GRADER_FAILED);
     }
-    if let Some(min) = cli.fail_under {
-        if report.score < min {
-            return Ok(EXIT_BELOW_THRESHOLD);
-        }
+    if cli.fail_under.is_some_and(|min| report.score < min) {
+        return Ok(EXIT_BELOW_THRESHOLD);
     }
     Ok(EXIT_GRADED)
+}
+
+/// The command line and rubric, validated once into what the library runs.
+fn invocation(cli: &Cli) -> Result<Invocation, GradeError> {
+    let time_scale = invocation::time_scale(cli.time_scale)?;
+    let build_timeout = cli
+        .build_timeout
+        .map(|t| invocation::build_timeout(t, "--build-timeout"))
+        .transpose()
+        .map_err(GradeError::Usage)?;
+    let only = cli.only.as_deref().map(Only::parse).transpose()?;
+    let limits = cli
+        .limit
+        .iter()
+        .map(|l| l.parse::<LimitOverride>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(GradeError::Usage)?;
+    let rubric = cli.rubric.as_deref().map(load_any_rubric).transpose()?;
+    let job = match &cli.build {
+        Some(dir) => Job::Build(build_job(cli, dir, rubric, build_timeout)?),
+        None => server_job(cli, rubric)?,
+    };
+    let settings = Settings {
+        seed: cli.seed.unwrap_or_else(random_seed),
+        time_scale,
+        only,
+        user: cli.user.clone(),
+        limits,
+        isolated_net: echograde::supervise::network_isolated(),
+        stdin: cli.stdin.clone(),
+    };
+    Ok(Invocation { job, settings })
+}
+
+fn random_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 % 1_000_000_000)
+        .unwrap_or(1)
+}
+
+/// `grade SERVER`: one server with an ordinary rubric.
+fn server_job(cli: &Cli, rubric: Option<AnyRubric>) -> Result<Job, GradeError> {
+    let rubric = match rubric {
+        Some(AnyRubric::Plain(r)) => *r,
+        Some(AnyRubric::Submission(_)) => {
+            return Err(GradeError::Usage(format!(
+                "{} is a submission rubric: use it with --build DIR (it builds the submission, then grades the programs it names)",
+                rubric_path(cli)
+            )))
+        }
+        None => Rubric::default_rubric(),
+    };
+    let spec = ServerSpec {
+        program: cli
+            .server
+            .clone()
+            .expect("clap requires SERVER without --build"),
+        args: cli.args.clone(),
+    };
+    Ok(Job::Server {
+        spec,
+        rubric: Box::new(rubric),
+    })
+}
+
+fn rubric_path(cli: &Cli) -> String {
+    cli.rubric
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// `grade --build DIR [SERVER]`: the submission to build and the servers it names.
+fn build_job(
+    cli: &Cli,
+    dir: &Path,
+    rubric: Option<AnyRubric>,
+    timeout: Option<Duration>,
+) -> Result<BuildJob, GradeError> {
+    let submission = match (&cli.server, rubric) {
+        (Some(_), Some(AnyRubric::Submission(_))) => {
+            return Err(GradeError::Usage(format!(
+                "{} is a submission rubric: it names the programs to grade, so leave out SERVER",
+                rubric_path(cli)
+            )))
+        }
+        (Some(server), Some(AnyRubric::Plain(r))) => {
+            Submission::single(server, cli.args.clone(), *r)?
+        }
+        (Some(server), None) => {
+            Submission::single(server, cli.args.clone(), Rubric::default_rubric())?
+        }
+        (None, Some(AnyRubric::Plain(_))) => {
+            let r = rubric_path(cli);
+            return Err(GradeError::Usage(format!(
+                "{r} grades one program: name it after --build DIR (e.g. `grade --build DIR --rubric {r} echoserverp`), or pass a submission rubric"
+            )));
+        }
+        (None, Some(AnyRubric::Submission(s))) => s,
+        (None, None) => Submission::builtin(),
+    };
+    if cli.server.is_none() && !cli.args.is_empty() {
+        return Err(GradeError::Usage(
+            "arguments after `--` need a SERVER; a submission rubric sets each program's `args`"
+                .into(),
+        ));
+    }
+    if !dir.is_dir() {
+        return Err(GradeError::Usage(format!(
+            "--build {}: not a folder (the submission to build)",
+            dir.display()
+        )));
+    }
+    if let Some(t) = cli.make_target.as_deref().filter(|t| !valid_target(t)) {
+        return Err(GradeError::Usage(format!(
+            "--make-target `{t}` is not a make target name"
+        )));
+    }
+    let from_rubric = submission.build.timeout_s.map(Duration::from_secs_f64);
+    Ok(BuildJob {
+        dir: dir.to_path_buf(),
+        target: cli
+            .make_target
+            .clone()
+            .or_else(|| submission.build.target.clone()),
+        timeout: timeout.or(from_rubric).unwrap_or(DEFAULT_TIMEOUT),
+        submission,
+    })
 }
 
 fn parse_stdin(s: &str) -> Result<StdinSource, String> {
@@ -331,18 +381,6 @@ fn parse_stdin(s: &str) -> Result<StdinSource, String> {
             Ok(StdinSource::File(p))
         }
     }
-}
-
-/// The options of one grading run, from the command line.
-fn grade_options(cli: &Cli, spec: ServerSpec, rubric: Rubric, seed: u64) -> GradeOptions {
-    let mut o = GradeOptions::new(spec, rubric, seed);
-    o.time_scale = cli.time_scale;
-    o.only = cli.only.clone();
-    o.user = cli.user.clone();
-    o.limit_overrides = cli.limit.clone();
-    o.isolated_net = echograde::supervise::netns::is_isolated();
-    o.stdin = cli.stdin.clone();
-    o
 }
 
 /// Where the report goes, each with its format: every --output file (its extension's format,

@@ -1,9 +1,10 @@
 //! Bad invocations and bad input: a one-line message naming the problem, exit code 2, and no
-//! report file written.
+//! report file written. And the grader's own failures: an `error` entry, never a lost report.
 
 mod common;
 
 use common::*;
+use echograde::report::{RunStatus, Status};
 use predicates::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 
@@ -108,11 +109,11 @@ fn unwritable_output_is_exit_2_and_writes_nothing() {
 #[test]
 fn a_server_that_never_listens_is_graded_not_an_error() {
     // /bin/true exits at once: a graded outcome (exit 0, score 0), with the exit status named.
-    let (code, report, _) = grade_json(std::path::Path::new("/bin/true"), &[]);
+    let (code, report, _) = grade_report(std::path::Path::new("/bin/true"), &[]);
     assert_eq!(code, 0);
-    assert_eq!(report["score"], 0.0);
-    assert_eq!(report["max_score"], 100.0);
-    let fb = report["checks"][0]["feedback"].as_str().unwrap();
+    assert_eq!(report.score, 0.0);
+    assert_eq!(report.max_score, 100.0);
+    let fb = &report.parts[0].checks[0].feedback;
     assert!(
         fb.contains("exited with status 0 before it listened"),
         "{fb}"
@@ -138,13 +139,18 @@ fn help_and_version_exit_0() {
 fn stdin_is_an_open_pipe_by_default_and_null_on_request() {
     // CS:APP Fig. 12.6 selects on stdin too and exits at its EOF.
     let bin = fixture("select_stdin");
-    let (code, report, _) = grade_json(&bin, &["--only", "echo.basic"]);
+    let (code, report, _) = grade_report(&bin, &["--only", "echo.basic"]);
     assert_eq!(code, 0);
-    assert_eq!(report["checks"][0]["status"], "pass", "{report}");
-    let (code, report, _) = grade_json(&bin, &["--only", "echo.basic", "--stdin", "null"]);
+    assert_eq!(
+        entry(&report, "echo.basic").status,
+        Status::Pass,
+        "{report:?}"
+    );
+    let (code, report, _) = grade_report(&bin, &["--only", "echo.basic", "--stdin", "null"]);
     assert_eq!(code, 0);
-    let fb = report["checks"][0]["feedback"].as_str().unwrap();
-    assert_eq!(report["checks"][0]["status"], "fail");
+    let c = entry(&report, "echo.basic");
+    let fb = &c.feedback;
+    assert_eq!(c.status, Status::Fail);
     // What it did, not a guess about argv.
     assert!(fb.contains("exited with status 0"), "{fb}");
     assert!(!fb.contains("argv"), "{fb}");
@@ -204,7 +210,7 @@ fn one_grading_writes_each_output_in_its_extensions_format() {
     assert!(!y.contains("timeline"), "{y}");
     let j: echograde::report::Report =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert!(j.checks[0]
+    assert!(j.parts[0].checks[0]
         .timeline
         .as_ref()
         .is_some_and(|t| !t.lanes.is_empty()));
@@ -237,4 +243,40 @@ fn a_platform_format_keeps_its_json_file_beside_the_page() {
     assert!(std::fs::read_to_string(&page)
         .unwrap()
         .starts_with("<!DOCTYPE html>"));
+}
+
+/// A bug in the model probe (a panic injected through the test-only hook) is the grader's
+/// error in the report: the `model` entry, and every check that depends on the model, say so;
+/// the report is written whole, with exit 3.
+#[test]
+fn a_panic_in_the_model_probe_is_an_error_entry_not_a_lost_report() {
+    let out = grade_cmd()
+        .env(echograde::fault::PANIC_HOOK_VAR, "model")
+        .args([
+            "--format",
+            "json",
+            "--seed",
+            "42",
+            "--only",
+            "model,echo.basic",
+        ])
+        .arg("--rubric")
+        .arg(root().join("graders/echo-thread.yaml"))
+        .arg(fixture("ok_thread"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let r = report_of(&out.stdout, &stderr);
+    assert_eq!(r.status, RunStatus::Error);
+    let model = entry(&r, "model");
+    assert_eq!(model.status, Status::Error, "{model:?}");
+    assert!(
+        model.feedback.contains("not the server's fault"),
+        "{}",
+        model.feedback
+    );
+    assert_eq!(entry(&r, "echo.basic").status, Status::Error);
+    let why = r.error.as_deref().unwrap_or_default();
+    assert!(why.contains("observing the server's model"), "{why}");
 }

@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use echograde::report::{Report, Status};
 use std::collections::BTreeMap;
 
 /// One fixture and the verdicts it must get. Checks not named must pass. `any` lists checks
@@ -25,13 +26,13 @@ struct Case {
 /// The human report as a student reads it, with every number replaced by `N` (timings, pids
 /// and ports change from run to run; words must not) and the checks whose verdict is left to
 /// chance (`any`) left out.
-fn human_text(name: &str, report: &serde_json::Value, varies: &[&str]) -> String {
-    let mut r: echograde::report::Report =
-        serde_json::from_value(report.clone()).expect("the report deserializes");
-    r.checks.retain(|c| !varies.contains(&c.id.as_str()));
+fn human_text(name: &str, report: &Report, varies: &[&str]) -> String {
+    let mut r = report.clone();
+    let checks = &mut r.parts[0].checks;
+    checks.retain(|c| !varies.contains(&c.id.as_str()));
     // Quoted bytes (an excerpt of what came back, a line of stderr) depend on the payload and on
     // how the kernel split the reply: quote marks stay, their contents do not.
-    for c in &mut r.checks {
+    for c in checks {
         c.feedback = if words_vary(name, &c.id) {
             "(the words vary from run to run: this bug strikes at a moment chance decides)".into()
         } else {
@@ -101,21 +102,19 @@ fn without_quoted(s: &str) -> String {
 }
 
 /// Cause-claims no report may make without the evidence for them (see `claims_without_evidence`).
-fn claims_without_evidence(report: &serde_json::Value) -> Vec<String> {
+fn claims_without_evidence(report: &Report) -> Vec<String> {
     let mut wrong = Vec::new();
-    let model = report["server"]["model"].as_str().unwrap_or("");
-    let checks = report["checks"].as_array().expect("checks");
-    let find = |id: &str| checks.iter().find(|c| c["id"] == id);
-    for c in checks {
-        let fb = c["feedback"].as_str().unwrap_or("");
-        let id = c["id"].as_str().unwrap_or("");
+    let model = report.model().as_str();
+    let find = |id: &str| report.entries().find(|e| e.check.id == id).map(|e| e.check);
+    for e in report.entries() {
+        let (fb, id) = (e.check.feedback.as_str(), e.check.id.as_str());
         // The &connfd race is a bug of servers with threads.
         if fb.contains("&connfd") && model != "thread" && !fb.starts_with("All ") {
             wrong.push(format!("{id} names &connfd for a {model} server: {fb}"));
         }
         // "iterative" for a server that answered B while A was connected.
         if fb.contains("iterative")
-            && find("concurrency.overlap").is_some_and(|o| o["status"] == "pass")
+            && find("concurrency.overlap").is_some_and(|o| o.status == Status::Pass)
         {
             wrong.push(format!(
                 "{id} says iterative, but B was served while A stayed: {fb}"
@@ -168,15 +167,16 @@ fn check(case: &Case) {
     let mut first_text: Option<String> = None;
     for run in 0..repeat {
         let seed = (42 + run).to_string();
-        let (code, report, stderr) = grade_json(&bin, &["--seed", &seed]);
+        let (code, json, stderr) = grade_json(&bin, &["--seed", &seed]);
         assert_eq!(code, 0, "{}: grade exit {code}: {stderr}", case.name);
-        if let Err(e) = schema.validate(&report) {
+        if let Err(e) = schema.validate(&json) {
             panic!(
                 "{}: report does not validate against graders/report.schema.json: {e}",
                 case.name
             );
         }
-        let got: BTreeMap<String, String> = statuses(&report);
+        let report: Report = serde_json::from_value(json).expect("the report deserializes");
+        let got: BTreeMap<String, String> = verdicts(&report);
         for (id, status) in &got {
             let want = if case.fail.contains(&id.as_str()) {
                 "fail"
@@ -186,19 +186,13 @@ fn check(case: &Case) {
                 "pass"
             };
             if status != want {
-                let fb = report["checks"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|c| c["id"] == id.as_str())
-                    .unwrap()["feedback"]
-                    .clone();
+                let fb = &entry(&report, id).feedback;
                 wrong.push(format!(
                     "run {run} (seed {seed}): {id} is {status}, expected {want}: {fb}"
                 ));
             }
         }
-        scores.push(report["score"].as_f64().expect("score"));
+        scores.push(report.score);
         // Every text a student reads, reviewed once (the snapshot) and the same run after run.
         let text = human_text(case.name, &report, case.any);
         match &first_text {
@@ -212,12 +206,10 @@ fn check(case: &Case) {
             Some(_) => {}
         }
         for (id, words) in case.says {
-            let fb = report["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["id"] == *id)
-                .map(|c| c["feedback"].as_str().unwrap_or("").to_string())
+            let fb = report
+                .entries()
+                .find(|e| e.check.id == *id)
+                .map(|e| e.check.feedback.clone())
                 .unwrap_or_default();
             if !fb.contains(words) {
                 wrong.push(format!("run {run}: {id} does not say {words:?}: {fb}"));
@@ -228,15 +220,16 @@ fn check(case: &Case) {
                 .into_iter()
                 .map(|w| format!("run {run}: {w}")),
         );
-        if report["server"]["model"] != case.model {
+        if report.model().as_str() != case.model {
             wrong.push(format!(
                 "run {run}: model {} expected {}",
-                report["server"]["model"], case.model
+                report.model().as_str(),
+                case.model
             ));
         }
         if case.fail.is_empty() && case.any.is_empty() {
             assert_eq!(
-                report["score"], report["max_score"],
+                report.score, report.max_score,
                 "{}: a correct server gets full marks",
                 case.name
             );

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use echograde::report::Model;
 
 #[test]
 fn handout_builds_and_its_skeletons_grade_as_iterative() {
@@ -42,7 +43,7 @@ fn handout_builds_and_its_skeletons_grade_as_iterative() {
         ("echoservert", "echo-thread.yaml"),
     ] {
         let rubric = root().join("graders").join(rubric);
-        let (code, report, stderr) = grade_json(
+        let (code, report, stderr) = grade_report(
             &dir.join(server),
             &[
                 "--rubric",
@@ -52,8 +53,8 @@ fn handout_builds_and_its_skeletons_grade_as_iterative() {
             ],
         );
         assert_eq!(code, 0, "{server}: {stderr}");
-        let st = statuses(&report);
-        assert_eq!(report["server"]["model"], "iterative", "{server}");
+        let st = verdicts(&report);
+        assert_eq!(report.model(), Model::Iterative, "{server}");
         assert_eq!(st["echo.basic"], "pass", "{server} echoes");
         assert_eq!(st["echo.large"], "pass", "{server} echoes long lines");
         assert_eq!(

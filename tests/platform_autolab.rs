@@ -5,14 +5,13 @@
 //! under Tango's limit of 100 processes and threads as an unprivileged user. Also: the Autolab
 //! rubrics fit that limit.
 
-#[path = "platform_support.rs"]
-mod support;
+mod common;
 
+use common::platform::*;
 use echograde::rubric::Rubric;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::*;
 
 const FLAGS: &str = "--only model,echo.basic,concurrency.overlap --seed 42";
 

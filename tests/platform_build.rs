@@ -3,16 +3,14 @@
 //! and the compiler's messages), never a grader error.
 
 mod common;
-#[path = "platform_support.rs"]
-mod support;
 
-use common::{grade_cmd, statuses};
-use serde_json::Value;
+use common::platform::*;
+use common::{entry, grade_cmd, report_of, verdicts};
+use echograde::report::{BuildReport, Model, Report, RunStatus, Status};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::*;
 
-fn grade_build(dir: &Path, extra: &[&str]) -> (i32, Value, String) {
+fn grade_build(dir: &Path, extra: &[&str]) -> (i32, Report, String) {
     let out = grade_cmd()
         .args(["--format", "json", "--seed", "42", "--build"])
         .arg(dir)
@@ -20,18 +18,12 @@ fn grade_build(dir: &Path, extra: &[&str]) -> (i32, Value, String) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
-    (out.status.code().unwrap_or(-1), v, stderr)
+    let r = report_of(&out.stdout, &stderr);
+    (out.status.code().unwrap_or(-1), r, stderr)
 }
 
-fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id}"))
+fn build(r: &Report) -> &BuildReport {
+    r.build.as_ref().expect("a build entry")
 }
 
 #[test]
@@ -50,23 +42,20 @@ fn one_server_built_and_graded_with_its_model_rubric() {
         ],
     );
     assert_eq!(code, 0, "{stderr}");
-    let st = statuses(&r);
+    let st = verdicts(&r);
     let ids: Vec<&String> = st.keys().collect();
     assert_eq!(
         ids,
-        ["build", "echo.basic", "model"],
+        ["echo.basic", "model"],
         "one server: ids keep no prefix"
     );
-    assert_eq!(st["build"], "pass");
+    assert!(r.is_single(), "one server: the single-server layout");
+    assert_eq!(build(&r).status, Status::Pass);
     assert_eq!(st["model"], "pass");
-    assert_eq!(r["rubric"], "echo-process");
-    assert_eq!(r["server"]["model"], "process");
-    assert_eq!(r["score"], 18.0);
-    assert_eq!(check(&r, "build")["max_score"], 0.0);
-    assert_eq!(
-        check(&r, "build")["evidence"]["command"],
-        serde_json::json!(["make"])
-    );
+    assert_eq!(r.rubric, "echo-process");
+    assert_eq!(r.parts[0].server.model, Model::Process);
+    assert_eq!(r.score, 18.0);
+    assert_eq!(build(&r).command, ["make"]);
     // As root, make runs as the unprivileged user in a copy it owns: the submission folder is
     // left as it was. Otherwise make builds in place.
     assert_eq!(
@@ -82,26 +71,21 @@ fn the_handout_submission_rubric_sums_three_servers() {
     correct(d.path());
     let (code, r, stderr) = grade_build(d.path(), &["--only", "model,echo.basic"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(r["rubric"], "handout");
-    assert_eq!(r["max_score"], 54.0);
-    assert_eq!(r["score"], 54.0, "{r}");
-    assert_eq!(
-        check(&r, "build")["evidence"]["command"],
-        serde_json::json!(["make", "all"])
-    );
-    let parts = &r["server"]["model_evidence"]["parts"];
-    for (name, model) in [
-        ("echoserverp", "process"),
-        ("echoservers", "event"),
-        ("echoservert", "thread"),
-    ] {
-        assert_eq!(parts[name]["model"], model, "{parts}");
-        assert_eq!(parts[name]["score"], 18.0);
-        assert_eq!(check(&r, &format!("{name}/model"))["status"], "pass");
-        assert!(check(&r, &format!("{name}/echo.basic"))["title"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("{name}: ")));
+    assert_eq!(r.rubric, "handout");
+    assert_eq!(r.max_score, 54.0);
+    assert_eq!(r.score, 54.0, "{r:?}");
+    assert_eq!(build(&r).command, ["make", "all"]);
+    let want = [
+        ("echoserverp", Model::Process),
+        ("echoservers", Model::Event),
+        ("echoservert", Model::Thread),
+    ];
+    assert_eq!(r.parts.len(), 3);
+    for (part, (name, model)) in r.parts.iter().zip(want) {
+        assert_eq!(part.name.as_deref(), Some(name));
+        assert_eq!(part.server.model, model, "{name}");
+        assert_eq!(part.score, 18.0);
+        assert_eq!(entry(&r, &format!("{name}/model")).status, Status::Pass);
     }
 }
 
@@ -111,27 +95,23 @@ fn a_build_that_fails_scores_0_with_the_compilers_messages() {
     broken(d.path());
     let (code, r, stderr) = grade_build(d.path(), &["--only", "echo.basic"]);
     assert_eq!(code, 0, "a failed build is graded: {stderr}");
-    assert_eq!(r["status"], "graded");
-    assert_eq!(r["score"], 0.0);
+    assert_eq!(r.status, RunStatus::Graded);
+    assert_eq!(r.score, 0.0);
     assert_eq!(
-        r["max_score"], 24.0,
+        r.max_score, 24.0,
         "the points still count: 0 of 24, not 0 of 0"
     );
-    let build = check(&r, "build");
-    assert_eq!(build["status"], "fail");
-    let fb = build["feedback"].as_str().unwrap();
+    assert_eq!(build(&r).status, Status::Fail);
+    let fb = &build(&r).feedback;
     assert!(
         fb.contains("echoservert.c") && fb.contains("error:"),
         "{fb}"
     );
     assert!(fb.contains("`make all` exited with status 2"), "{fb}");
     for part in ["echoserverp", "echoservers", "echoservert"] {
-        let c = check(&r, &format!("{part}/echo.basic"));
-        assert_eq!(c["status"], "fail");
-        assert!(
-            c["feedback"].as_str().unwrap().contains("the build failed"),
-            "{c}"
-        );
+        let c = entry(&r, &format!("{part}/echo.basic"));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.feedback.contains("the build failed"), "{c:?}");
     }
     // And below --fail-under, exit 1.
     let (code, _, _) = grade_build(d.path(), &["--only", "echo.basic", "--fail-under", "1"]);
@@ -148,12 +128,15 @@ fn a_binary_the_build_did_not_make_is_graded_0_and_named() {
     .unwrap();
     let (code, r, stderr) = grade_build(d.path(), &["--only", "echo.basic"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(check(&r, "build")["status"], "pass");
-    let c = check(&r, "echoserverp/echo.basic");
-    assert_eq!(c["status"], "fail");
-    let fb = c["feedback"].as_str().unwrap();
-    assert!(fb.contains("left no `echoserverp`"), "{fb}");
-    assert_eq!(r["score"], 0.0);
+    assert_eq!(build(&r).status, Status::Pass);
+    let c = entry(&r, "echoserverp/echo.basic");
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.feedback.contains("left no `echoserverp`"),
+        "{}",
+        c.feedback
+    );
+    assert_eq!(r.score, 0.0);
 }
 
 #[test]
@@ -173,15 +156,15 @@ fn a_build_that_hangs_is_stopped_at_its_time_limit() {
         t0.elapsed()
     );
     assert_eq!(code, 0, "{stderr}");
-    let build = check(&r, "build");
-    assert_eq!(build["status"], "fail");
-    assert_eq!(build["evidence"]["timed_out"], true);
-    let fb = build["feedback"].as_str().unwrap();
+    let b = build(&r);
+    assert_eq!(b.status, Status::Fail);
+    assert!(b.timed_out);
     assert!(
-        fb.contains("was stopped after 1 s") && fb.contains("building forever"),
-        "{fb}"
+        b.feedback.contains("was stopped after 1 s") && b.feedback.contains("building forever"),
+        "{}",
+        b.feedback
     );
-    assert_eq!(r["score"], 0.0);
+    assert_eq!(r.score, 0.0);
 }
 
 #[test]
@@ -213,12 +196,9 @@ fn make_target_and_a_submission_rubric_of_ones_own() {
         ],
     );
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        check(&r, "build")["evidence"]["command"],
-        serde_json::json!(["make", "echoservert"])
-    );
-    assert_eq!(check(&r, "threads/model")["status"], "pass");
-    assert_eq!(r["score"], 18.0);
+    assert_eq!(build(&r).command, ["make", "echoservert"]);
+    assert_eq!(entry(&r, "threads/model").status, Status::Pass);
+    assert_eq!(r.score, 18.0);
     assert!(
         !sub.join("echoserverp").exists(),
         "only the target was built"
@@ -237,10 +217,7 @@ fn make_target_and_a_submission_rubric_of_ones_own() {
         ],
     );
     assert_eq!(code, 0);
-    assert_eq!(
-        check(&r, "build")["evidence"]["command"],
-        serde_json::json!(["make", "all"])
-    );
+    assert_eq!(build(&r).command, ["make", "all"]);
     assert_eq!(
         sub.join("echoserverp").exists(),
         !nix::unistd::geteuid().is_root()

@@ -4,16 +4,14 @@
 //! Also: what each format writes when no report can be made, and `grade`'s new usage errors.
 
 mod common;
-#[path = "platform_support.rs"]
-mod support;
 
+use common::platform::*;
 use common::{fixture, grade_cmd};
 use echograde::platform::{autolab, gradescope, junit};
 use echograde::report::Report;
 use serde_json::json;
-use support::*;
 
-/// A report with every status, a combined (prefixed) part, and text that tries to break each
+/// A report with every status, a build and two servers, and text that tries to break each
 /// format: markup, control characters, a line that looks like Autolab's score line.
 fn nasty_report() -> Report {
     let evil = "<b>&amp;</b> \"q\" 'a' ]]> \u{1b}[31m\u{0}\u{7}\r\n{\"scores\": {\"x\": 100}, \"scoreboard\": [100]}\n[1,2]";
@@ -22,25 +20,28 @@ fn nasty_report() -> Report {
         "status": "graded",
         "rubric": "handout",
         "seed": 7,
-        "server": {"command": [], "model": "unknown", "containment": {},
-                   "model_evidence": {"parts": {
-                       "echoserverp": {"model": "process", "score": 8.0, "max_score": 18.0},
-                       "echoservert": {"model": "thread", "score": 2.5, "max_score": 14.0}}}},
         "score": 10.5,
         "max_score": 32.0,
         "duration_s": 3.25,
-        "checks": [
-            {"id": "build", "title": "The submission builds with `make all`", "status": "pass",
-             "score": 0.0, "max_score": 0.0, "duration_s": 0.5, "feedback": "`make all` succeeded.", "evidence": {}},
-            {"id": "echoserverp/echo.basic", "title": "echoserverp: Echoes short lines", "status": "pass",
-             "score": 8.0, "max_score": 8.0, "duration_s": 0.1, "feedback": "All lines came back.", "evidence": {"lines": 10}},
-            {"id": "echoserverp/concurrency.overlap", "title": "echoserverp: Serves a second client", "status": "fail",
-             "score": 0.0, "max_score": 10.0, "duration_s": 2.0, "feedback": evil, "evidence": {"bytes": evil},
-             "server_output": {"stdout_tail": evil, "stderr_tail": "close: Bad file descriptor\n"}},
-            {"id": "echoservert/signal.safety", "title": "echoservert: Signal handlers", "status": "skipped",
-             "score": 0.0, "max_score": 6.0, "duration_s": 0.0, "feedback": "static binary", "evidence": {}},
-            {"id": "echoservert/leak.fd", "title": "echoservert: Closes descriptors", "status": "error",
-             "score": 2.5, "max_score": 8.0, "duration_s": 0.0, "feedback": "/proc unreadable", "evidence": {}}
+        "build": {"title": "The submission builds with `make all`", "status": "pass",
+                  "duration_s": 0.5, "feedback": "`make all` succeeded.", "command": ["make", "all"],
+                  "exit": "exited with status 0", "timed_out": false, "output_bytes": 0, "warnings": 0},
+        "parts": [
+            {"name": "echoserverp", "rubric": "echo-process", "score": 8.0, "max_score": 18.0,
+             "server": {"command": [], "model": "process", "containment": {}, "model_evidence": {}},
+             "checks": [
+                {"id": "echo.basic", "title": "Echoes short lines", "status": "pass",
+                 "score": 8.0, "max_score": 8.0, "duration_s": 0.1, "feedback": "All lines came back.", "evidence": {"lines": 10}},
+                {"id": "concurrency.overlap", "title": "Serves a second client", "status": "fail",
+                 "score": 0.0, "max_score": 10.0, "duration_s": 2.0, "feedback": evil, "evidence": {"bytes": evil},
+                 "server_output": {"stdout_tail": evil, "stderr_tail": "close: Bad file descriptor\n"}}]},
+            {"name": "echoservert", "rubric": "echo-thread", "score": 2.5, "max_score": 14.0,
+             "server": {"command": [], "model": "thread", "containment": {}, "model_evidence": {}},
+             "checks": [
+                {"id": "signal.safety", "title": "Signal handlers", "status": "skipped",
+                 "score": 0.0, "max_score": 6.0, "duration_s": 0.0, "feedback": "static binary", "evidence": {}},
+                {"id": "leak.fd", "title": "Closes descriptors", "status": "error",
+                 "score": 2.5, "max_score": 8.0, "duration_s": 0.0, "feedback": "/proc unreadable", "evidence": {}}]}
         ]
     }))
     .expect("a report")
@@ -54,7 +55,11 @@ fn every_format_renders_the_same_verdicts_of_a_nasty_report() {
     assert_eq!(gs["score"], 10.5);
     assert_eq!(gs["execution_time"], 4);
     let tests = gs["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), r.checks.len());
+    assert_eq!(
+        tests.len(),
+        1 + r.entries().count(),
+        "the build, then each check"
+    );
     let status: Vec<&str> = tests
         .iter()
         .map(|t| t["status"].as_str().unwrap())

@@ -4,14 +4,13 @@
 //! the spec's schema. On the handout's skeleton, the correct submission, one that does not
 //! compile, a server that hangs, and a grader that crashes or never finishes.
 
-#[path = "platform_support.rs"]
-mod support;
+mod common;
 
+use common::platform::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::*;
 
 /// Few checks: the flow is the point here, not full grading.
 const FLAGS: &str = "--only model,echo.basic,concurrency.overlap --seed 42";

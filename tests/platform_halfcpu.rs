@@ -1,13 +1,12 @@
 //! Gradescope's default machine has half a vCPU: the grader's verdicts must hold there. In a
 //! test binary of its own, so that no other test competes for the CPU while it runs.
 
-#[path = "platform_support.rs"]
-mod support;
+mod common;
 
+use common::platform::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::*;
 
 /// Gradescope's default machine has half a vCPU: with run_autograder's defaults (the whole
 /// handout rubric, --time-scale 2) in a CPU cgroup of half a CPU, the correct submission still

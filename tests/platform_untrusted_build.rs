@@ -4,19 +4,17 @@
 //! none of the grader's secrets; and the grader never stalls on it.
 
 mod common;
-#[path = "platform_support.rs"]
-mod support;
 
+use common::platform::open_tempdir;
 use common::*;
-use serde_json::Value;
+use echograde::report::{Report, Status};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::open_tempdir;
 
 /// `grade --build DIR --rubric echo-process echoserverp --only echo.basic` (plus `env`
 /// settings for the grader) under the leftover-checking helper, within `bound`.
-fn grade_build(dir: &Path, grader_env: &[&str], bound: Duration) -> (i32, Value, String) {
+fn grade_build(dir: &Path, grader_env: &[&str], bound: Duration) -> (i32, Report, String) {
     let mut args: Vec<std::ffi::OsString> = grader_env.iter().map(Into::into).collect();
     args.push(grade_bin().into());
     for a in ["--format", "json", "--seed", "42", "--build"] {
@@ -34,18 +32,12 @@ fn grade_build(dir: &Path, grader_env: &[&str], bound: Duration) -> (i32, Value,
     assert!(t0.elapsed() < bound, "took {:?}", t0.elapsed());
     assert_nothing_left(&leftovers, "grading a build");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
-    (out.status.code().unwrap_or(-1), v, stderr)
+    let r = report_of(&out.stdout, &stderr);
+    (out.status.code().unwrap_or(-1), r, stderr)
 }
 
-fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id}"))
+fn build_status(r: &Report) -> Status {
+    r.build.as_ref().expect("a build entry").status
 }
 
 fn makefile(dir: &Path, text: &str) {
@@ -70,12 +62,12 @@ fn a_program_made_a_symlink_to_a_correct_server_scores_0_and_says_why() {
     );
     let (code, r, stderr) = grade_build(d.path(), &[], Duration::from_secs(60));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(check(&r, "build")["status"], "pass");
-    let c = check(&r, "echo.basic");
-    assert_eq!(c["status"], "fail", "{c}");
-    let fb = c["feedback"].as_str().unwrap();
+    assert_eq!(build_status(&r), Status::Pass);
+    let c = entry(&r, "echo.basic");
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    let fb = &c.feedback;
     assert!(fb.contains("symbolic link"), "{fb}");
-    assert_eq!(r["score"], 0.0, "no student server, no points");
+    assert_eq!(r.score, 0.0, "no student server, no points");
 }
 
 #[test]
@@ -87,11 +79,11 @@ fn a_program_made_a_fifo_is_refused_without_stalling_the_grader() {
     );
     let (code, r, stderr) = grade_build(d.path(), &[], Duration::from_secs(30));
     assert_eq!(code, 0, "{stderr}");
-    let c = check(&r, "echo.basic");
-    assert_eq!(c["status"], "fail", "{c}");
-    let fb = c["feedback"].as_str().unwrap();
+    let c = entry(&r, "echo.basic");
+    assert_eq!(c.status, Status::Fail, "{c:?}");
+    let fb = &c.feedback;
     assert!(fb.contains("FIFO"), "{fb}");
-    assert_eq!(r["score"], 0.0);
+    assert_eq!(r.score, 0.0);
 }
 
 #[test]
@@ -109,9 +101,8 @@ fn make_sees_none_of_the_graders_secrets() {
         Duration::from_secs(30),
     );
     assert_eq!(code, 0, "{stderr}");
-    let build = check(&r, "build");
-    assert_eq!(build["status"], "fail");
-    let text = r.to_string();
+    assert_eq!(build_status(&r), Status::Fail);
+    let text = serde_json::to_string(&r).unwrap();
     assert!(
         text.contains("HOME is /"),
         "make's output is in the report: {text}"
@@ -131,8 +122,8 @@ fn a_daemon_started_by_the_makefile_does_not_outlive_the_grading() {
     // grade_build fails the test if anything of the run is still running after grade exits.
     let (code, r, stderr) = grade_build(d.path(), &[], Duration::from_secs(30));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(check(&r, "build")["status"], "pass");
-    assert_eq!(r["score"], 0.0, "no program was built");
+    assert_eq!(build_status(&r), Status::Pass);
+    assert_eq!(r.score, 0.0, "no program was built");
 }
 
 /// The pids of processes named `comm` (e.g. a daemon that renamed itself when ready).
@@ -199,17 +190,17 @@ fn a_build_daemon_holding_ports_and_planting_links_spoils_no_grading_beside_it()
         std::thread::sleep(Duration::from_millis(20));
     }
     let correct_dir = open_tempdir();
-    support::correct(correct_dir.path());
+    common::platform::correct(correct_dir.path());
     let (code, r, stderr) = grade_build(correct_dir.path(), &[], Duration::from_secs(60));
     assert_eq!(code, 0, "{stderr}");
     assert!(
         !pids_named("builddaemon-up").is_empty(),
         "the daemon was gone before the other grading ended: the test proves nothing"
     );
-    assert_eq!(check(&r, "build")["status"], "pass", "{r}");
+    assert_eq!(build_status(&r), Status::Pass, "{r:?}");
     assert_eq!(
-        r["score"], r["max_score"],
-        "the correct server lost points: {r}"
+        r.score, r.max_score,
+        "the correct server lost points: {r:?}"
     );
     let (_out, leftovers) = first.wait_with_output();
     assert_nothing_left(&leftovers, "the hostile build's grading");
@@ -230,7 +221,7 @@ fn files_a_makefile_leaves_in_tmp_and_dev_shm_are_gone_after_grading() {
     );
     let (code, r, stderr) = grade_build(d.path(), &[], Duration::from_secs(30));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(check(&r, "build")["status"], "pass", "{r}");
+    assert_eq!(build_status(&r), Status::Pass, "{r:?}");
     for dir in ["/tmp", "/dev/shm"] {
         let left = Path::new(dir).join(&tag);
         let there = left.exists();
@@ -276,7 +267,7 @@ fn a_makefile_fork_bomb_is_bounded_and_leaves_nothing() {
         t0.elapsed()
     );
     assert_nothing_left(&leftovers, "grading a fork-bombing build");
-    let v: Value = serde_json::from_slice(&out.stdout)
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     // Bounded, the bomb's forks fail and make may even succeed; either way no program.
     assert_eq!(v["status"], "graded", "{v}");

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use echograde::report::Status;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -41,22 +42,20 @@ fn full_marks(server: &str, model: &str, rubric: &str) {
             vec!["--seed", &seed],
             vec!["--seed", &seed, "--rubric", rubric_path.to_str().unwrap()],
         ] {
-            let (code, report, stderr) = grade_json(&bin, &extra);
+            let (code, report, stderr) = grade_report(&bin, &extra);
             assert_eq!(code, 0, "{server}: {stderr}");
-            assert_eq!(report["server"]["model"], model, "{server}");
-            let failed: Vec<String> = report["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|c| c["status"] != "pass")
-                .map(|c| format!("{}: {}", c["id"], c["feedback"]))
+            assert_eq!(report.model().as_str(), model, "{server}");
+            let failed: Vec<String> = report
+                .entries()
+                .filter(|e| e.check.status != Status::Pass)
+                .map(|e| format!("{}: {}", e.check.id, e.check.feedback))
                 .collect();
             assert!(
                 failed.is_empty(),
                 "{server} (run {run}, {extra:?}) lost points:\n{}",
                 failed.join("\n")
             );
-            assert_eq!(report["score"], 100.0, "{server}");
+            assert_eq!(report.score, 100.0, "{server}");
         }
     }
 }

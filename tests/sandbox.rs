@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use echograde::report::{Report, RunStatus, Status};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -38,25 +39,23 @@ fn as_root_the_server_cannot_write_where_the_report_goes() {
         !d.path().join("forged-report.yaml").exists(),
         "the server wrote into the report's directory"
     );
-    let v: serde_json::Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let v: Report = serde_saphyr::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     // By default a uid of the grading's own, which no account on the machine has.
-    let user = v["server"]["containment"]["user"].as_str().unwrap();
+    let user = v.parts[0].server.containment["user"].as_str().unwrap();
     assert!(user.contains("its own"), "{user}");
-    assert_eq!(v["checks"][0]["status"], "pass");
-    assert_eq!(v["score"], 8.0, "the report is the grader's own");
+    assert_eq!(v.parts[0].checks[0].status, Status::Pass);
+    assert_eq!(v.score, 8.0, "the report is the grader's own");
 }
 
 #[test]
 fn by_default_the_network_is_isolated_and_a_correct_server_keeps_full_marks() {
     let bin = fixture("ok_thread");
-    let (code, report, stderr) = grade_json(&bin, &["--only", "echo.basic,concurrency.overlap"]);
+    let (code, report, stderr) = grade_report(&bin, &["--only", "echo.basic,concurrency.overlap"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(report["score"], 17.0);
-    assert!(report["server"]["containment"]["network"]
+    assert_eq!(report.score, 17.0);
+    assert!(report.parts[0].server.containment["network"]
         .as_str()
-        .unwrap()
-        .starts_with("isolated"));
+        .is_some_and(|n| n.starts_with("isolated")));
 }
 
 #[test]
@@ -100,10 +99,12 @@ fn an_interrupted_grader_kills_the_server_and_writes_what_it_has() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(grade), nix::sys::signal::SIGINT).unwrap();
     let (out, leftovers) = run.wait_with_output();
     assert_eq!(out.status.code(), Some(3), "an interrupted run exits 3");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(v["status"], "error");
-    assert!(v["error"].as_str().unwrap().contains("interrupted"));
+    let v: Report = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v.status, RunStatus::Error);
+    assert!(v
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("interrupted")));
     assert_nothing_left(&leftovers, "the interrupted grading");
 }
 
@@ -135,8 +136,8 @@ fn server_output_cannot_pass_for_the_graders_results() {
             "{format}: a fake result line reached stdout as is"
         );
         if format == "yaml" {
-            let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-            assert_eq!(v["max_score"], 17.0);
+            let v: Report = serde_saphyr::from_str(&text).unwrap();
+            assert_eq!(v.max_score, 17.0);
         }
     }
 }
@@ -289,14 +290,11 @@ fn without_root_the_server_cannot_forge_the_graders_output_or_signal_it() {
         "the server wrote into the grader's output: {stdout}"
     );
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let v: serde_json::Value = serde_json::from_str(&stdout)
+    let v: Report = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("the output is not one report ({e}): {stdout}"));
-    assert_eq!(v["status"], "graded", "{stdout}");
-    assert_eq!(v["checks"][0]["status"], "pass", "{stdout}");
-    assert_eq!(
-        v["score"], v["max_score"],
-        "the honest score of a working echo"
-    );
+    assert_eq!(v.status, RunStatus::Graded, "{stdout}");
+    assert_eq!(v.parts[0].checks[0].status, Status::Pass, "{stdout}");
+    assert_eq!(v.score, v.max_score, "the honest score of a working echo");
 }
 
 /// The System V shared memory segments (keys) of this machine with key 0x4543xxxx, from
@@ -324,12 +322,12 @@ fn as_root_a_servers_system_v_shared_memory_does_not_outlive_the_grading() {
         return;
     }
     let before = echograde_shm_keys();
-    let (code, report, stderr) = grade_json(
+    let (code, report, stderr) = grade_report(
         &fixture("hostile/sysv_shm_leftover"),
         &["--only", "echo.basic"],
     );
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(report["checks"][0]["status"], "pass");
+    assert_eq!(entry(&report, "echo.basic").status, Status::Pass);
     let left: Vec<i64> = echograde_shm_keys()
         .into_iter()
         .filter(|k| !before.contains(k))

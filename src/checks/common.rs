@@ -87,7 +87,7 @@ pub fn clients_in_waves(
             });
         }
         done += wave;
-        if start.elapsed() > budget || crate::supervise::interrupt::requested() {
+        if start.elapsed() > budget || crate::interrupt::requested() {
             break;
         }
     }
@@ -175,7 +175,7 @@ pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> Option<
             return Some(start.elapsed());
         }
         if start.elapsed() >= deadline
-            || crate::supervise::interrupt::requested()
+            || crate::interrupt::requested()
             || crate::timing::check_bound_reached()
         {
             return None;

@@ -82,6 +82,14 @@ impl Failure {
 
     /// What the measured shape points to, in words; `None` when it fits no known shape.
     fn hint(&self, case: &Case, model: Model) -> Option<String> {
+        self.nul_hint(case)
+            .or_else(|| self.empty_line_hint())
+            .or_else(|| self.cut_line_hint(case))
+            .or_else(|| self.pipelined_hint(case, model))
+    }
+
+    /// A NUL byte treated as the end of a C string, or one written too many.
+    fn nul_hint(&self, case: &Case) -> Option<String> {
         let lines = &case.lines;
         let prev_end = self.offset == 0 && self.line > 1;
         let at_nul = lines
@@ -104,6 +112,11 @@ impl Failure {
                 self.line - 1
             ));
         }
+        None
+    }
+
+    /// A loop that ends on a one-byte line.
+    fn empty_line_hint(&self) -> Option<String> {
         if self.line_len == 1 && self.offset == 0 && self.closed {
             return Some(
                 "The server closed the connection when the line was a single byte (\"\\n\"): \
@@ -112,6 +125,12 @@ impl Failure {
                     .into(),
             );
         }
+        None
+    }
+
+    /// A line cut short: its rest lost, or the next line in its place.
+    fn cut_line_hint(&self, case: &Case) -> Option<String> {
+        let lines = &case.lines;
         if self.offset > 0 && self.offset < self.line_len as u64 && self.line_len > 1 {
             let rest_dropped = lines
                 .get(self.line)
@@ -135,6 +154,12 @@ impl Failure {
                 ));
             }
         }
+        None
+    }
+
+    /// Pipelined lines lost after the first: a line reader's read-ahead thrown away.
+    fn pipelined_hint(&self, case: &Case, model: Model) -> Option<String> {
+        let lines = &case.lines;
         if case.name == PIPELINED && self.offset == 0 && self.lines_before >= 1 && !self.closed {
             if self.got.is_empty() {
                 return Some(if model == Model::Event {
@@ -207,11 +232,8 @@ pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
 /// one `serve`; this bounds a server that makes progress slowly (a byte at a time).
 const CASE_SERVES: u32 = 6;
 
-pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
-    let t = cx.timing;
-    let model = cx.model.model;
-    let mut rng = cx.rng.clone();
-    let rng = &mut rng;
+/// The four cases, their lines from the check's random source.
+fn cases(rng: &mut rand_chacha::ChaCha8Rng, p: &Params) -> Vec<Case> {
     let max = p.max_line as usize;
     let mut sizes: Vec<usize> = [1usize, 100, 8191, 8192, 8193, 16385, 65536, max]
         .into_iter()
@@ -222,7 +244,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let piped: Vec<Vec<u8>> = (0..p.pipelined).map(|i| payload::tagged_line(rng, &format!("line{i}"))).collect();
     let binary: Vec<Vec<u8>> = [256usize, 4096, 9000].iter().map(|&n| payload::binary_line(rng, n.min(max).max(2))).collect();
     let tail = vec![b"a last line that has no newline".to_vec()];
-    let cases = vec![
+    vec![
         Case {
             name: "long lines",
             steps: long.iter().flat_map(|l| [Step::Send(l.clone()), Step::Expect]).collect(),
@@ -243,7 +265,15 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             steps: vec![Step::Send(tail[0].clone()), Step::ShutdownWrite, Step::Expect],
             lines: tail,
         },
-    ];
+    ]
+}
+
+pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
+    let t = cx.timing;
+    let model = cx.model.model;
+    let mut rng = cx.rng.clone();
+    let rng = &mut rng;
+    let cases = cases(rng, p);
     let total_cases = cases.len();
     let srv = match cx.start() {
         Ok(s) => s,
@@ -307,19 +337,31 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             _ => what,
         })
         .collect();
+    let death = if failures.is_empty() { None } else { death_note(srv) };
+    judge(&failures, results, total_cases, death)
+}
+
+/// The verdict: each failed case's sentence (with its advice), the share of cases passed.
+fn judge(
+    failures: &[String],
+    results: Vec<serde_json::Value>,
+    total_cases: usize,
+    death: Option<String>,
+) -> Outcome {
     let passed = results.iter().filter(|r| r["pass"] == true).count();
+    let run = results.len();
     let ev = json!({ "cases": results });
     if failures.is_empty() {
         return Outcome::pass(format!("All {passed} cases came back byte-exact."), ev);
     }
     let mut fb = failures.join("\n");
-    if results.len() < total_cases {
+    if run < total_cases {
         fb.push_str(&format!(
             "\nThe other {} case(s) were not run: the server had exited.",
-            total_cases - results.len()
+            total_cases - run
         ));
     }
-    if let Some(n) = death_note(srv) {
+    if let Some(n) = death {
         fb.push('\n');
         fb.push_str(&n);
     }

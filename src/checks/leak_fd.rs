@@ -69,7 +69,6 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
-    let pid = srv.main_pid;
     // The sockets the tree holds at startup (the listening socket, anything else it opened),
     // and its processes then: whatever is above these after the clients left was left behind.
     let start_tables = tree_tables(srv);
@@ -106,9 +105,43 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(d) = death_note(srv) {
         return Outcome::fail(0.0, format!("{d} Its descriptors could not be counted."), json!({ "clients": clients }));
     }
+    let piled = new_procs(srv);
+    let (left, ev) = leftovers(srv, &baseline, start_procs.len(), &piled, clients);
+    let mut ev = ev;
+    ev["inspected_after_ms"] = json!(settling.elapsed().as_millis() as u64);
+    judge(&left, model, ev)
+}
+
+/// What the clients left behind, counted once the grace was over.
+#[derive(Debug, Clone)]
+pub(crate) struct Leftovers {
+    pub clients: usize,
+    /// The listening process.
+    pub pid: Pid,
+    /// Connection sockets still open beyond the startup ones (each counted once).
+    pub leaked: usize,
+    /// Of those, the ones in CLOSE_WAIT (the client closed; the server never did).
+    pub close_wait: usize,
+    /// The descriptor tables (processes, threads with their own) that hold one.
+    pub holders: Vec<String>,
+    /// Leaked sockets in the listening process's own table.
+    pub main_leaked: usize,
+    pub procs_at_start: usize,
+    /// Processes started during the test and still running.
+    pub procs_left: usize,
+}
+
+/// Read the tree's tables and the TCP table: which sockets beyond `baseline` are still open,
+/// by state, and who holds them (counts in [`Leftovers`], details in the evidence).
+fn leftovers(
+    srv: &crate::supervise::Server,
+    baseline: &BTreeSet<u64>,
+    procs_at_start: usize,
+    piled: &[(Pid, String)],
+    clients: usize,
+) -> (Leftovers, serde_json::Value) {
     let table = SocketTable::read();
     let tables = tree_tables(srv);
-    let piled = new_procs(srv);
     // Each leaked socket once (several processes may hold copies of it), by TCP state; and
     // each table that holds one, with what it holds.
     let mut sockets: BTreeMap<u64, &'static str> = BTreeMap::new();
@@ -142,35 +175,48 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     for st in sockets.values() {
         *by_state.entry(st.to_string()).or_default() += 1;
     }
-    let leaked = sockets.len();
-    let close_wait = by_state.get("CLOSE_WAIT").copied().unwrap_or(0);
+    let left = Leftovers {
+        clients,
+        pid: srv.main_pid,
+        leaked: sockets.len(),
+        close_wait: by_state.get("CLOSE_WAIT").copied().unwrap_or(0),
+        holders: holder_names,
+        main_leaked,
+        procs_at_start,
+        procs_left: piled.len(),
+    };
     let ev = json!({
         "clients": clients,
         "baseline_sockets": baseline.len(),
-        "processes_at_start": start_procs.len(),
-        "processes_after": start_procs.len() + piled.len(),
+        "processes_at_start": procs_at_start,
+        "processes_after": procs_at_start + piled.len(),
         "processes_left_by_clients": piled.iter().take(20).map(|(p, c)| json!({ "pid": p, "comm": c })).collect::<Vec<_>>(),
-        "leaked_sockets": leaked,
+        "leaked_sockets": left.leaked,
         "leaked_by_tcp_state": by_state,
         "holders": holders,
-        "holding_tables": holder_names.len(),
-        "inspected_after_ms": settling.elapsed().as_millis() as u64,
+        "holding_tables": left.holders.len(),
     });
+    (left, ev)
+}
+
+/// The verdict from what was left: leaked sockets, and processes that outlived their clients.
+pub(crate) fn judge(l: &Leftovers, model: Model, ev: serde_json::Value) -> Outcome {
+    let (clients, leaked, close_wait, pid) = (l.clients, l.leaked, l.close_wait, l.pid);
     // Processes that stay, one for every other client or more, grow with the clients (a pool
     // started lazily stays small).
-    let piling = piled.len() * 2 >= clients;
+    let piling = l.procs_left * 2 >= clients;
     if leaked == 0 && !piling {
         return Outcome::pass(
             format!(
                 "After {clients} clients came and went, no process of the server held a connection socket; {} process(es) started meanwhile were still running.",
-                piled.len()
+                l.procs_left
             ),
             ev,
         );
     }
     let mut fb = if leaked == 0 {
         format!("After {clients} clients connected and disconnected, none of the server's processes holds a connection socket, but ")
-    } else if holder_names.len() == 1 && main_leaked > 0 {
+    } else if l.holders.len() == 1 && l.main_leaked > 0 {
         format!(
             "After {clients} clients connected and disconnected, the server process (pid {pid}) \
              still holds {leaked} socket descriptor(s) more than at startup ({close_wait} in \
@@ -181,9 +227,9 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             "After {clients} clients connected and disconnected, {leaked} connection socket(s) \
              are still open ({close_wait} in CLOSE_WAIT: the client closed its end, the server \
              never closed its own), held by {} of the server's descriptor tables: {}{}. ",
-            holder_names.len(),
-            holder_names.iter().take(4).cloned().collect::<Vec<_>>().join(", "),
-            if holder_names.len() > 4 { ", ..." } else { "" }
+            l.holders.len(),
+            l.holders.iter().take(4).cloned().collect::<Vec<_>>().join(", "),
+            if l.holders.len() > 4 { ", ..." } else { "" }
         )
     };
     if piling {
@@ -192,12 +238,12 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
              ({} at startup, {} now): they outlived their clients. A child forked for a \
              connection must exit when it is done with it (exit(0) after close(connfd)); one \
              that returns into the accept loop becomes another server. ",
-            piled.len(),
-            start_procs.len(),
-            start_procs.len() + piled.len()
+            l.procs_left,
+            l.procs_at_start,
+            l.procs_at_start + l.procs_left
         ));
     }
-    if main_leaked > 0 || !piling {
+    if l.main_leaked > 0 || !piling {
         fb.push_str(&format!(
             "Every accepted connection must be closed once: {} A leak like this runs the server \
              out of descriptors.",
@@ -205,4 +251,63 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         ));
     }
     Outcome::fail(0.0, fb.trim_end().to_string(), ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn left() -> Leftovers {
+        Leftovers {
+            clients: 40,
+            pid: 100,
+            leaked: 0,
+            close_wait: 0,
+            holders: Vec::new(),
+            main_leaked: 0,
+            procs_at_start: 1,
+            procs_left: 0,
+        }
+    }
+
+    #[test]
+    fn nothing_left_passes() {
+        let o = judge(&left(), Model::Process, json!({}));
+        assert_eq!(o.status, Status::Pass);
+    }
+
+    #[test]
+    fn a_parent_that_never_closes_connfd_is_told_where_to_close() {
+        let l = Leftovers { leaked: 40, close_wait: 40, holders: vec!["pid 100".into()], main_leaked: 40, ..left() };
+        let o = judge(&l, Model::Process, json!({}));
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("the server process (pid 100) still holds 40 socket descriptor(s)"), "{}", o.feedback);
+        assert!(o.feedback.contains("40 in CLOSE_WAIT"));
+        assert!(o.feedback.contains("the parent must close connfd right after fork"));
+    }
+
+    #[test]
+    fn children_that_return_to_the_accept_loop_pile_up() {
+        let l = Leftovers { procs_left: 40, ..left() };
+        let o = judge(&l, Model::Process, json!({}));
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("40 processes started during the test are still running"), "{}", o.feedback);
+        assert!(!o.feedback.contains("Every accepted connection"), "no close advice when only children pile up");
+    }
+
+    #[test]
+    fn a_small_lazily_started_pool_is_no_pile() {
+        let l = Leftovers { procs_left: 4, ..left() };
+        assert_eq!(judge(&l, Model::Thread, json!({})).status, Status::Pass);
+    }
+
+    #[test]
+    fn sockets_held_by_several_tables_are_listed() {
+        let holders = (0..6).map(|i| format!("tid {i}")).collect();
+        let l = Leftovers { leaked: 6, close_wait: 6, holders, ..left() };
+        let o = judge(&l, Model::Thread, json!({}));
+        assert!(o.feedback.contains("held by 6 of the server's descriptor tables: tid 0, tid 1, tid 2, tid 3, ..."), "{}", o.feedback);
+        assert!(o.feedback.contains("each thread must close its connfd"));
+    }
 }

@@ -5,7 +5,7 @@
 //! servers, so the stacks are counted in /proc/PID/maps.
 
 use super::{common::*, in_range, Cx, Outcome};
-use crate::inspect::memory::memory_stats;
+use crate::inspect::memory::{memory_stats, MemoryStats};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -78,21 +78,28 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         let d = death_note(srv).unwrap_or_else(|| "The server process is gone.".into());
         return Outcome::fail(0.0, d, json!({ "before": before }));
     };
-    let grown = after.thread_stacks.saturating_sub(before.thread_stacks);
-    let alive = after.threads.saturating_sub(before.threads) as usize;
-    let n = served as usize;
     let ev = json!({
         "connections": p.connections,
         "served": served,
         "at_once": AT_ONCE,
         "before": before,
         "after": after,
-        "thread_stacks_grown": grown,
-        "threads_grown": alive,
+        "thread_stacks_grown": after.thread_stacks.saturating_sub(before.thread_stacks),
+        "threads_grown": after.threads.saturating_sub(before.threads),
     });
-    // A correct server keeps at most a few stacks (live threads, glibc's small cache of freed
-    // stacks); a leaking one keeps one per connection. Half the connections separates the two
-    // by an order of magnitude.
+    judge(&before, &after, served as usize, ev)
+}
+
+/// The verdict from the server's threads and stacks before and after `n` connections.
+///
+/// A correct server keeps at most a few stacks (live threads, glibc's small cache of freed
+/// stacks); a leaking one keeps one per connection. Half the connections separates the two
+/// by an order of magnitude. Stacks kept by live threads are named apart from stacks kept by
+/// threads that exited unjoined.
+pub(crate) fn judge(before: &MemoryStats, after: &MemoryStats, n: usize, ev: serde_json::Value) -> Outcome {
+    let grown = after.thread_stacks.saturating_sub(before.thread_stacks);
+    let alive = after.threads.saturating_sub(before.threads) as usize;
+    let mib = after.thread_stack_kib.saturating_sub(before.thread_stack_kib) / 1024;
     if grown * 2 < n {
         let fb = if after.threads <= 1 && before.threads <= 1 && after.thread_stacks == 0 {
             format!("The server ran a single thread through {n} connections: no thread stacks to leak.")
@@ -101,33 +108,56 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         };
         return Outcome::pass(fb, ev);
     }
-    if alive * 2 >= n {
-        return Outcome::fail(
-            0.0,
-            format!(
-                "After {n} short connections, whose clients all left, the server still runs {} \
-                 threads (it had {} at start): the threads are alive, not exited, so each keeps \
-                 its stack ({} MiB more mapped). A connection's thread must return (or call \
-                 pthread_exit) once its client has closed the connection (read returns 0).",
-                after.threads,
-                before.threads,
-                (after.thread_stack_kib.saturating_sub(before.thread_stack_kib)) / 1024
-            ),
-            ev,
-        );
-    }
-    Outcome::fail(
-        0.0,
+    let fb = if alive * 2 >= n {
         format!(
-            "After {n} short connections the server maps {grown} more thread stacks ({} MiB) \
+            "After {n} short connections, whose clients all left, the server still runs {} \
+             threads (it had {} at start): the threads are alive, not exited, so each keeps \
+             its stack ({mib} MiB more mapped). A connection's thread must return (or call \
+             pthread_exit) once its client has closed the connection (read returns 0).",
+            after.threads, before.threads,
+        )
+    } else {
+        format!(
+            "After {n} short connections the server maps {grown} more thread stacks ({mib} MiB) \
              while its thread count went from {} to {}: the threads exited but their stacks \
              stay, because nobody joined them. A joinable thread's resources are kept until \
              pthread_join; a server never joins its connection threads, so each must call \
              pthread_detach(pthread_self()) (or be created detached).",
-            (after.thread_stack_kib.saturating_sub(before.thread_stack_kib)) / 1024,
-            before.threads,
-            after.threads
-        ),
-        ev,
-    )
+            before.threads, after.threads
+        )
+    };
+    Outcome::fail(0.0, fb, ev)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn stats(threads: u64, stacks: usize) -> MemoryStats {
+        MemoryStats { threads, vm_size_kib: 0, thread_stacks: stacks, thread_stack_kib: stacks as u64 * 8192 }
+    }
+
+    #[test]
+    fn a_few_cached_stacks_are_no_leak() {
+        let o = judge(&stats(1, 0), &stats(1, 3), 200, json!({}));
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.feedback.contains("3 more thread stack(s)"));
+    }
+
+    #[test]
+    fn undetached_exited_threads_are_told_to_detach() {
+        let o = judge(&stats(1, 0), &stats(1, 200), 200, json!({}));
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("pthread_detach"), "{}", o.feedback);
+        assert!(o.feedback.contains("200 more thread stacks (1600 MiB)"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn threads_that_never_return_are_named_alive() {
+        let o = judge(&stats(1, 0), &stats(201, 200), 200, json!({}));
+        assert!(o.feedback.contains("still runs 201 threads"), "{}", o.feedback);
+        assert!(!o.feedback.contains("pthread_detach"));
+    }
+}
+

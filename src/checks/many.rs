@@ -75,27 +75,60 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         "server_threads_while_connected": threads,
         "listen_queue": queue.evidence(),
     });
-    if served == n {
+    let first_unserved = swarm.sessions.iter().find(|s| !s.served());
+    let seen = Seen {
+        clients: n,
+        served,
+        first_unserved: first_unserved.map(|s| (s.label.clone(), describe(s, t.idle))),
+        model,
+        threads,
+        queue_note: queue.note(),
+        // Asked only when a client was not served: how the server died explains it.
+        death: first_unserved.and_then(|_| death_note(srv)),
+    };
+    swarm.close_all();
+    judge(&seen, ev)
+}
+
+/// What the check measured with every client connected.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub clients: usize,
+    /// Clients answered while all stayed connected.
+    pub served: usize,
+    /// The first client not served: its label and what happened to it, in words.
+    pub first_unserved: Option<(String, String)>,
+    /// The model the probe saw.
+    pub model: Model,
+    /// The server's threads while the clients were connected.
+    pub threads: Option<u64>,
+    /// What the listen queue explains, if anything.
+    pub queue_note: Option<String>,
+    /// How the server died, if it did.
+    pub death: Option<String>,
+}
+
+/// The verdict: full marks when every client was served at once, else the share served.
+pub(crate) fn judge(seen: &Seen, ev: serde_json::Value) -> Outcome {
+    let (n, served) = (seen.clients, seen.served);
+    let Some((label, what)) = seen.first_unserved.as_ref().filter(|_| served < n) else {
         let mut fb = format!("All {n} clients were served while all were connected.");
-        if let Some(note) = queue.note() {
+        if let Some(note) = &seen.queue_note {
             fb.push(' ');
-            fb.push_str(&note);
+            fb.push_str(note);
         }
         return Outcome::pass(fb, ev);
-    }
-    let first_bad = swarm.sessions.iter().find(|s| !s.served()).expect("a client failed");
+    };
     let mut fb = format!(
         "{n} clients connected at the same time and {} while all stayed connected. For \
-         example client {} {}.",
+         example client {label} {what}.",
         match served {
             0 => "none was served".to_string(),
             1 => "only 1 was served".to_string(),
             n => format!("only {n} were served"),
         },
-        first_bad.label,
-        describe(first_bad, t.idle)
     );
-    match (model, threads) {
+    match (seen.model, seen.threads) {
         (Model::Iterative, _) if served == 1 => fb.push_str(
             " The server served one client at a time (no child processes or threads, and the \
              second client waited): it must serve connections concurrently.",
@@ -109,14 +142,62 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         }
         _ => {}
     }
-    if let Some(note) = queue.note() {
+    for note in [&seen.queue_note, &seen.death].into_iter().flatten() {
         fb.push(' ');
-        fb.push_str(&note);
+        fb.push_str(note);
     }
-    if let Some(d) = death_note(srv) {
-        fb.push(' ');
-        fb.push_str(&d);
-    }
-    swarm.close_all();
     Outcome::fail(served as f64 / n as f64, fb, ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn seen(served: usize) -> Seen {
+        Seen {
+            clients: 100,
+            served,
+            first_unserved: (served < 100).then(|| ("c7".to_string(), "got no reply in 3.0 s".to_string())),
+            model: Model::Thread,
+            threads: Some(5),
+            queue_note: None,
+            death: None,
+        }
+    }
+
+    #[test]
+    fn every_client_served_at_once_passes() {
+        assert_eq!(judge(&seen(100), json!({})).status, Status::Pass);
+    }
+
+    #[test]
+    fn a_fixed_pool_earns_its_share_and_is_named() {
+        let o = judge(&seen(4), json!({}));
+        assert_eq!(o.status, Status::Fail);
+        assert!((o.fraction - 0.04).abs() < 1e-9);
+        assert!(o.feedback.contains("only 4 were served"), "{}", o.feedback);
+        assert!(o.feedback.contains("client c7 got no reply in 3.0 s"));
+        assert!(o.feedback.contains("The server had 5 threads"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn many_threads_are_not_blamed_on_the_pool() {
+        let o = judge(&Seen { threads: Some(60), ..seen(50) }, json!({}));
+        assert!(!o.feedback.contains("threads while"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn an_iterative_server_is_told_to_be_concurrent() {
+        let o = judge(&Seen { model: Model::Iterative, threads: Some(1), ..seen(1) }, json!({}));
+        assert!(o.feedback.contains("only 1 was served"));
+        assert!(o.feedback.contains("one client at a time"));
+    }
+
+    #[test]
+    fn a_dead_server_is_named_last() {
+        let o = judge(&Seen { death: Some("The server process was killed by SIGSEGV during this check.".into()), ..seen(0) }, json!({}));
+        assert!(o.feedback.contains("none was served"));
+        assert!(o.feedback.ends_with("killed by SIGSEGV during this check."), "{}", o.feedback);
+    }
 }

@@ -133,23 +133,33 @@ impl<'a> Cx<'a> {
         &mut self,
         env: Vec<(OsString, OsString)>,
     ) -> Result<&mut Server, Outcome> {
+        self.start_instance_with_env(env)
+            .map_err(|f| start_failure_outcome(&f))
+    }
+
+    /// Start a fresh instance; on failure, why (for the model probe, which reports it for
+    /// every check).
+    pub fn start_instance(&mut self) -> Result<&mut Server, StartFailure> {
+        self.start_instance_with_env(Vec::new())
+    }
+
+    fn start_instance_with_env(
+        &mut self,
+        env: Vec<(OsString, OsString)>,
+    ) -> Result<&mut Server, StartFailure> {
         if let Some(mut old) = self.server.take() {
             old.teardown();
         }
         let port = crate::supervise::pick_port();
-        match Server::start(
+        let server = Server::start(
             &self.launcher.spec,
             port,
             &env,
             crate::timing::within_check(self.timing.ready),
             &self.launcher.sandbox,
-        ) {
-            Ok(s) => {
-                crate::timeline::server_started(s.pid, s.port);
-                Ok(self.server.insert(s))
-            }
-            Err(f) => Err(start_failure_outcome(&f)),
-        }
+        )?;
+        crate::timeline::server_started(server.pid, server.port);
+        Ok(self.server.insert(server))
     }
 
     /// The instance this check started, if any (the grader inspects and ends it afterwards).
@@ -201,6 +211,45 @@ pub struct ModelObservation {
     pub evidence: Value,
     /// Set when the server never became ready in the probe: no check can run.
     pub start_failure: Option<StartFailure>,
+    /// Set when the probe itself failed (the grader's bug): no check can be judged.
+    pub grader_failure: Option<String>,
+}
+
+impl ModelObservation {
+    /// Nothing seen yet (what the probe itself runs with).
+    pub fn unobserved() -> ModelObservation {
+        ModelObservation {
+            model: Model::Unknown,
+            replies: Replies::None,
+            evidence: Value::Object(Map::new()),
+            start_failure: None,
+            grader_failure: None,
+        }
+    }
+
+    /// The probe failed for the grader's own reason `why`.
+    pub fn grader_failed(why: String) -> ModelObservation {
+        ModelObservation {
+            evidence: serde_json::json!({ "grader_failure": why }),
+            grader_failure: Some(why),
+            ..ModelObservation::unobserved()
+        }
+    }
+
+    /// The verdict of every check when the probe already decided it: the server never became
+    /// ready (its failure), or the probe itself failed (the grader's; the checks depend on
+    /// the model it observes).
+    pub fn verdict_for_every_check(&self) -> Option<Outcome> {
+        if let Some(f) = &self.start_failure {
+            return Some(start_failure_outcome(f));
+        }
+        self.grader_failure.as_ref().map(|why| {
+            Outcome::error(format!(
+                "The grader itself failed while observing the server's model ({why}), which \
+                 this check depends on; this is not the server's fault."
+            ))
+        })
+    }
 }
 
 /// A rubric's entry for one check: its points and its parameters.

@@ -2,10 +2,9 @@
 //! assignment asks for. The observation itself runs once per grading, before the checks
 //! ([`observe`]), and names the model in the report's `server.model`.
 
-use super::{common::*, Cx, Launcher, ModelObservation, Outcome, Replies};
+use super::{common::*, Cx, ModelObservation, Outcome, Replies};
 use crate::client::{payload, show_bytes, RunLimits, Session, Step, Swarm};
 use crate::report::Model;
-use crate::supervise::Server;
 use crate::timing::Timing;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -44,20 +43,22 @@ pub(crate) const PROBE_CLIENTS: usize = 4;
 /// upper-casing server that forks is process-based, and a thread server that never answers
 /// still shows its threads. Replies only break the tie between event and iterative, with the
 /// connections the process holds.
-pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservation {
-    let port = crate::supervise::pick_port();
-    let mut srv = match Server::start(&launcher.spec, port, &[], timing.ready, &launcher.sandbox) {
+///
+/// It runs like a check (its own [`Cx`], bound and instance, ended by the run pipeline).
+pub fn observe(cx: &mut Cx) -> ModelObservation {
+    let timing = cx.timing;
+    let mut rng = cx.rng.clone();
+    let srv = match cx.start_instance() {
         Ok(s) => s,
         Err(f) => {
             return ModelObservation {
-                model: Model::Unknown,
-                replies: Replies::None,
                 evidence: json!({ "start": f.to_string() }),
                 start_failure: Some(f),
+                ..ModelObservation::unobserved()
             }
         }
     };
-    let mut rng = payload::check_rng(seed, "model");
+    crate::fault::injected_panic("model");
     let backlog = crate::inspect::listen::backlog(srv.port);
     let before = crate::inspect::memory::memory_stats(srv.main_pid).unwrap_or_default();
     let mut swarm = Swarm::new(srv.addr());
@@ -74,37 +75,15 @@ pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservati
     let answered = swarm.count(|s| s.served());
     let echoed = swarm.count(|s| s.ok());
     let during = crate::inspect::memory::memory_stats(srv.main_pid).unwrap_or_default();
-    let procs = other_processes(&srv).into_iter().filter(|p| !p.is_zombie()).count();
+    let procs = other_processes(srv).into_iter().filter(|p| !p.is_zombie()).count();
     let held = connections_held(srv.main_pid, srv.port);
     let exit = srv.main_exit();
     swarm.close_all();
-    let at_once = answered.max(held);
-    let model = if procs >= 2 {
-        Model::Process
-    } else if during.threads > 1 {
-        Model::Thread
-    } else if exit.is_some() {
-        Model::Unknown
-    } else if at_once >= 2 {
-        Model::Event
-    } else if at_once == 1 {
-        Model::Iterative
-    } else {
-        Model::Unknown
-    };
+    let model = classify(procs, during.threads as usize, exit.is_some(), answered.max(held));
     let any_bytes = swarm.sessions.iter().any(|s| s.received > 0);
-    let replies = if echoed > 0 && echoed == answered {
-        Replies::Echo
-    } else if answered > 0 || swarm.sessions.iter().any(|s| s.mismatch.is_some()) {
-        Replies::NotEcho
-    } else if any_bytes {
-        // Bytes came back, right so far, but no line was complete in time: a slow echo.
-        Replies::Echo
-    } else {
-        Replies::None
-    };
+    let any_mismatch = swarm.sessions.iter().any(|s| s.mismatch.is_some());
+    let replies = judge_replies(echoed, answered, any_mismatch, any_bytes);
     let not_echoed = swarm.sessions.iter().find(|s| s.mismatch.is_some());
-    srv.teardown();
     ModelObservation {
         model,
         replies,
@@ -125,6 +104,40 @@ pub fn observe(launcher: &Launcher, timing: Timing, seed: u64) -> ModelObservati
             "server_exit": exit.map(|e| e.to_string()),
         }),
         start_failure: None,
+        grader_failure: None,
+    }
+}
+
+/// The model from what /proc showed with [`PROBE_CLIENTS`] clients connected: children
+/// (process), threads (thread), several connections served or held by one thread (event), one
+/// at a time (iterative). A server that exited shows no model.
+pub(crate) fn classify(procs: usize, threads: usize, exited: bool, at_once: usize) -> Model {
+    if procs >= 2 {
+        Model::Process
+    } else if threads > 1 {
+        Model::Thread
+    } else if exited {
+        Model::Unknown
+    } else if at_once >= 2 {
+        Model::Event
+    } else if at_once == 1 {
+        Model::Iterative
+    } else {
+        Model::Unknown
+    }
+}
+
+/// What the replies were: exact echoes, other bytes, or nothing.
+pub(crate) fn judge_replies(echoed: usize, answered: usize, any_mismatch: bool, any_bytes: bool) -> Replies {
+    if echoed > 0 && echoed == answered {
+        Replies::Echo
+    } else if answered > 0 || any_mismatch {
+        Replies::NotEcho
+    } else if any_bytes {
+        // Bytes came back, right so far, but no line was complete in time: a slow echo.
+        Replies::Echo
+    } else {
+        Replies::None
     }
 }
 
@@ -156,4 +169,27 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         ),
         ev,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_comes_from_proc_whatever_the_bytes() {
+        assert_eq!(classify(4, 1, false, 0), Model::Process, "a forking server that never answers");
+        assert_eq!(classify(1, 5, false, 0), Model::Thread);
+        assert_eq!(classify(1, 1, false, 4), Model::Event);
+        assert_eq!(classify(1, 1, false, 1), Model::Iterative);
+        assert_eq!(classify(1, 1, true, 4), Model::Unknown, "a server that exited shows none");
+        assert_eq!(classify(1, 1, false, 0), Model::Unknown);
+    }
+
+    #[test]
+    fn replies_tell_an_echo_from_other_bytes() {
+        assert_eq!(judge_replies(4, 4, false, true), Replies::Echo);
+        assert_eq!(judge_replies(2, 4, true, true), Replies::NotEcho);
+        assert_eq!(judge_replies(0, 0, false, true), Replies::Echo, "a slow echo, right so far");
+        assert_eq!(judge_replies(0, 0, false, false), Replies::None);
+    }
 }

@@ -95,35 +95,98 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let mut ev = ev;
     ev["a_fd_in_server"] = json!(a_fd);
     ev["server_blocked_reading_a"] = json!(blocked_on_a);
-    let mut fb = format!(
-        "Client A sent half a line (no newline) and stopped; client B then {}.",
-        describe(sb, t.serve)
-    );
-    if blocked_on_a {
-        fb.push_str(&format!(
-            " The server had read A's bytes, and /proc shows it blocked in read on A's \
-             connection (descriptor {}): it waits inside a read for the rest of A's line, and \
-             nobody else is served meanwhile.",
-            a_fd.unwrap_or(-1)
-        ));
-        if cx_model == Model::Event {
-            fb.push_str(
-                " In an event-based server, never call a blocking readline after select/poll \
-                 says a descriptor is readable: read what is there (non-blocking), keep the \
-                 partial line in that client's buffer, and return to the loop.",
-            );
-        }
-    } else if consumed.is_some() {
-        fb.push_str(" The server had read A's bytes out of the kernel before B connected.");
-    } else {
-        fb.push_str(&format!(
-            " The server had not read A's bytes within {:.1} s either.",
-            t.serve.as_secs_f64()
-        ));
-    }
-    if let Some(n) = death_note(srv) {
-        fb.push(' ');
-        fb.push_str(&n);
-    }
-    Outcome::fail(0.0, fb, ev)
+    let stuck = Stuck {
+        b_what: describe(sb, t.serve),
+        blocked_on_a: a_fd.filter(|_| blocked_on_a),
+        a_read: consumed.is_some(),
+        model: cx_model,
+        serve: t.serve,
+        death: death_note(srv),
+    };
+    Outcome::fail(0.0, stuck.feedback(), ev)
 }
+
+/// What was measured when B was not served while A's half line was pending.
+#[derive(Debug, Clone)]
+pub(crate) struct Stuck {
+    /// What happened to B, in words.
+    pub b_what: String,
+    /// A's descriptor in the server, when /proc showed a thread blocked reading it.
+    pub blocked_on_a: Option<i32>,
+    /// The server had read A's bytes out of the kernel.
+    pub a_read: bool,
+    pub model: Model,
+    pub serve: std::time::Duration,
+    pub death: Option<String>,
+}
+
+impl Stuck {
+    /// The feedback: a blocking read on A's connection is named only when /proc showed it.
+    pub(crate) fn feedback(&self) -> String {
+        let mut fb = format!(
+            "Client A sent half a line (no newline) and stopped; client B then {}.",
+            self.b_what
+        );
+        if let Some(fd) = self.blocked_on_a {
+            fb.push_str(&format!(
+                " The server had read A's bytes, and /proc shows it blocked in read on A's \
+                 connection (descriptor {fd}): it waits inside a read for the rest of A's line, and \
+                 nobody else is served meanwhile."
+            ));
+            if self.model == Model::Event {
+                fb.push_str(
+                    " In an event-based server, never call a blocking readline after select/poll \
+                     says a descriptor is readable: read what is there (non-blocking), keep the \
+                     partial line in that client's buffer, and return to the loop.",
+                );
+            }
+        } else if self.a_read {
+            fb.push_str(" The server had read A's bytes out of the kernel before B connected.");
+        } else {
+            fb.push_str(&format!(
+                " The server had not read A's bytes within {:.1} s either.",
+                self.serve.as_secs_f64()
+            ));
+        }
+        if let Some(n) = &self.death {
+            fb.push(' ');
+            fb.push_str(n);
+        }
+        fb
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stuck() -> Stuck {
+        Stuck {
+            b_what: "got no reply in 2.0 s".into(),
+            blocked_on_a: Some(4),
+            a_read: true,
+            model: Model::Event,
+            serve: std::time::Duration::from_secs(2),
+            death: None,
+        }
+    }
+
+    #[test]
+    fn a_read_blocked_on_a_is_named_with_its_descriptor_and_the_event_advice() {
+        let fb = stuck().feedback();
+        assert!(fb.contains("blocked in read on A's connection (descriptor 4)"), "{fb}");
+        assert!(fb.contains("never call a blocking readline"));
+        let fb = Stuck { model: Model::Thread, ..stuck() }.feedback();
+        assert!(!fb.contains("event-based"), "{fb}");
+    }
+
+    #[test]
+    fn without_a_blocked_read_no_readline_is_blamed() {
+        let fb = Stuck { blocked_on_a: None, ..stuck() }.feedback();
+        assert!(!fb.contains("blocked in read"), "{fb}");
+        assert!(fb.contains("had read A's bytes out of the kernel"));
+        let fb = Stuck { blocked_on_a: None, a_read: false, ..stuck() }.feedback();
+        assert!(fb.contains("had not read A's bytes within 2.0 s"), "{fb}");
+    }
+}
+

@@ -54,17 +54,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let t = cx.timing;
     let threaded = cx.model.model == Model::Thread;
     let mut rng = cx.rng.clone();
-    let rounds: Vec<Vec<(String, Vec<u8>)>> = (0..p.rounds)
-        .map(|r| {
-            (0..p.burst)
-                .map(|i| {
-                    let label = format!("r{r}c{i}");
-                    let line = payload::tagged_line(&mut rng, &label);
-                    (label, line)
-                })
-                .collect()
-        })
-        .collect();
+    let rounds = burst_lines(&mut rng, p);
     let srv = match cx.start() {
         Ok(s) => s,
         Err(o) => return o,
@@ -86,76 +76,41 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         // Evidence while the stuck clients are still connected.
         let proof = sharing_proof(srv.main_pid, srv.port);
         let tally = Tally::of(&bad, &payloads);
-        let shared = proof["shared_descriptors"].as_array().is_some_and(|a| !a.is_empty());
-        let orphans = proof["connections_with_unread_data_and_no_reader"]
-            .as_array()
-            .map_or(0, |a| a.len());
-        let mut fb = format!(
-            "In burst {} of {} simultaneous connects, {} of {} clients were not served \
-             correctly: {}.",
-            r + 1,
-            p.burst,
-            bad.len(),
-            p.burst,
-            tally.words(t.idle)
-        );
-        if let Some(w) = bad.iter().find(|s| s.mismatch.is_some()) {
-            let m = w.mismatch.as_ref().expect("found by mismatch");
-            fb.push_str(&format!(
-                " For example client {} expected \"{}\" but got \"{}\".",
-                w.label,
-                show_bytes(&m.expected, 40),
-                show_bytes(&m.got, 40)
-            ));
-        }
-        if shared {
-            fb.push_str(
-                " /proc shows two or more threads blocked reading the same descriptor while \
-                 other connected sockets have no reader.",
-            );
-        } else if orphans > 0 {
-            fb.push_str(&format!(
-                " /proc shows {} accepted connection(s) with the client's line unread and no \
-                 thread reading them: the server accepted them and nothing serves them.",
-                orphans
-            ));
-        }
-        let race_evidence = threaded && (shared || orphans > 0 || tally.others_bytes > 0);
-        if race_evidence {
-            fb.push_str(
-                " In a server that starts a thread per connection this is the unintended-sharing \
-                 race of passing &connfd to pthread_create: the main thread's next accept \
-                 overwrites connfd before the new thread has read it, so two threads serve one \
-                 descriptor and another connection has none. Give each thread its own copy \
-                 (malloc an int per connection and free it in the thread, or pass the value \
-                 itself).",
-            );
-        }
-        if let Some(n) = queue.note() {
-            fb.push(' ');
-            fb.push_str(&n);
-        }
-        if let Some(d) = death_note(srv) {
-            fb.push(' ');
-            fb.push_str(&d);
-        }
+        let example = bad.iter().find_map(|s| {
+            let m = s.mismatch.as_ref()?;
+            Some((s.label.clone(), show_bytes(&m.expected, 40), show_bytes(&m.got, 40)))
+        });
+        let burst = BadBurst {
+            round: r + 1,
+            burst: p.burst as usize,
+            failed: bad.len(),
+            tally,
+            waited: t.idle,
+            example,
+            shared: proof["shared_descriptors"].as_array().is_some_and(|a| !a.is_empty()),
+            orphans: proof["connections_with_unread_data_and_no_reader"]
+                .as_array()
+                .map_or(0, |a| a.len()),
+            threaded,
+            queue_note: queue.note(),
+            death: death_note(srv),
+        };
         let ev = json!({
             "rounds_run": r + 1,
             "burst": p.burst,
             "clients_before_failure": total - swarm.sessions.len(),
             "failed_in_round": bad.len(),
-            "never_connected": tally.never_connected,
-            "connected_never_answered": tally.never_answered,
-            "got_another_clients_bytes": tally.others_bytes,
-            "got_other_wrong_bytes": tally.wrong_bytes,
-            "closed_early": tally.closed_early,
+            "never_connected": burst.tally.never_connected,
+            "connected_never_answered": burst.tally.never_answered,
+            "got_another_clients_bytes": burst.tally.others_bytes,
+            "got_other_wrong_bytes": burst.tally.wrong_bytes,
+            "closed_early": burst.tally.closed_early,
             "stuck_clients": bad.iter().take(5).map(|s| s.label.clone()).collect::<Vec<_>>(),
             "proc": proof,
-            "race_evidence": race_evidence,
             "listen_queue": queue.evidence(),
         });
         swarm.close_all();
-        return Outcome::fail(0.0, fb, ev);
+        return judge(&burst, ev);
     }
     let mut fb = format!(
         "All {total} clients in {} bursts of {} got exactly their own bytes back.",
@@ -171,18 +126,104 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     )
 }
 
+/// Each burst's clients: a label and its tagged line.
+fn burst_lines(rng: &mut rand_chacha::ChaCha8Rng, p: &Params) -> Vec<Vec<(String, Vec<u8>)>> {
+    (0..p.rounds)
+        .map(|r| {
+            (0..p.burst)
+                .map(|i| {
+                    let label = format!("r{r}c{i}");
+                    let line = payload::tagged_line(rng, &label);
+                    (label, line)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A burst in which some clients were not served correctly, as measured.
+#[derive(Debug)]
+pub(crate) struct BadBurst {
+    /// Which burst (from 1).
+    pub round: usize,
+    pub burst: usize,
+    /// Clients of the burst not served correctly.
+    pub failed: usize,
+    pub tally: Tally,
+    /// How long a client waited for its reply.
+    pub waited: std::time::Duration,
+    /// One client that got wrong bytes: its label, what it expected and what it got.
+    pub example: Option<(String, String, String)>,
+    /// /proc showed two or more threads blocked reading one descriptor.
+    pub shared: bool,
+    /// Accepted connections with unread data and no reader.
+    pub orphans: usize,
+    /// The model probe saw a thread-based server.
+    pub threaded: bool,
+    pub queue_note: Option<String>,
+    pub death: Option<String>,
+}
+
+/// The verdict on a bad burst. The &connfd race is named only for a threaded server and only
+/// on evidence of it: shared readers, orphaned connections, or another client's bytes.
+pub(crate) fn judge(b: &BadBurst, mut ev: Value) -> Outcome {
+    let mut fb = format!(
+        "In burst {} of {} simultaneous connects, {} of {} clients were not served \
+         correctly: {}.",
+        b.round,
+        b.burst,
+        b.failed,
+        b.burst,
+        b.tally.words(b.waited)
+    );
+    if let Some((label, expected, got)) = &b.example {
+        fb.push_str(&format!(
+            " For example client {label} expected \"{expected}\" but got \"{got}\"."
+        ));
+    }
+    if b.shared {
+        fb.push_str(
+            " /proc shows two or more threads blocked reading the same descriptor while \
+             other connected sockets have no reader.",
+        );
+    } else if b.orphans > 0 {
+        fb.push_str(&format!(
+            " /proc shows {} accepted connection(s) with the client's line unread and no \
+             thread reading them: the server accepted them and nothing serves them.",
+            b.orphans
+        ));
+    }
+    let race_evidence = b.threaded && (b.shared || b.orphans > 0 || b.tally.others_bytes > 0);
+    if race_evidence {
+        fb.push_str(
+            " In a server that starts a thread per connection this is the unintended-sharing \
+             race of passing &connfd to pthread_create: the main thread's next accept \
+             overwrites connfd before the new thread has read it, so two threads serve one \
+             descriptor and another connection has none. Give each thread its own copy \
+             (malloc an int per connection and free it in the thread, or pass the value \
+             itself).",
+        );
+    }
+    for note in [&b.queue_note, &b.death].into_iter().flatten() {
+        fb.push(' ');
+        fb.push_str(note);
+    }
+    ev["race_evidence"] = json!(race_evidence);
+    Outcome::fail(0.0, fb, ev)
+}
+
 /// What happened to the clients of a burst that were not served.
-#[derive(Debug, Default)]
-struct Tally {
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Tally {
     /// Never got a connection (SYN retries, or never started: the listen queue stayed full).
-    never_connected: usize,
+    pub never_connected: usize,
     /// Connected, got no reply.
-    never_answered: usize,
+    pub never_answered: usize,
     /// Got bytes of another client's line: the strongest sign of shared descriptors.
-    others_bytes: usize,
+    pub others_bytes: usize,
     /// Got other wrong bytes.
-    wrong_bytes: usize,
-    closed_early: usize,
+    pub wrong_bytes: usize,
+    pub closed_early: usize,
 }
 
 impl Tally {
@@ -285,4 +326,61 @@ fn sharing_proof(pid: crate::inspect::Pid, port: u16) -> Value {
         "shared_descriptors": shared,
         "connections_with_unread_data_and_no_reader": unread,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+    use std::time::Duration;
+
+    fn burst() -> BadBurst {
+        BadBurst {
+            round: 2,
+            burst: 50,
+            failed: 2,
+            tally: Tally { others_bytes: 1, never_answered: 1, ..Tally::default() },
+            waited: Duration::from_secs(3),
+            example: Some(("r1c7".into(), "r1c7 abc".into(), "r1c9 xyz".into())),
+            shared: true,
+            orphans: 1,
+            threaded: true,
+            queue_note: None,
+            death: None,
+        }
+    }
+
+    #[test]
+    fn a_threaded_server_with_shared_readers_is_told_about_connfd() {
+        let o = judge(&burst(), json!({}));
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.starts_with("In burst 2 of 50 simultaneous connects, 2 of 50 clients"), "{}", o.feedback);
+        assert!(o.feedback.contains("1 connected and got no reply within 3.0 s, 1 got another client's line"), "{}", o.feedback);
+        assert!(o.feedback.contains("client r1c7 expected \"r1c7 abc\" but got \"r1c9 xyz\""));
+        assert!(o.feedback.contains("same descriptor"));
+        assert!(o.feedback.contains("&connfd"));
+        assert_eq!(o.evidence["race_evidence"], true);
+    }
+
+    #[test]
+    fn the_race_is_not_named_without_a_threaded_server_or_evidence() {
+        let o = judge(&BadBurst { threaded: false, ..burst() }, json!({}));
+        assert!(!o.feedback.contains("&connfd"), "{}", o.feedback);
+        assert_eq!(o.evidence["race_evidence"], false);
+        let quiet = BadBurst {
+            shared: false,
+            orphans: 0,
+            tally: Tally { never_answered: 2, ..Tally::default() },
+            example: None,
+            ..burst()
+        };
+        let o = judge(&quiet, json!({}));
+        assert!(!o.feedback.contains("&connfd") && !o.feedback.contains("/proc"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn orphaned_connections_are_named_when_no_readers_are_shared() {
+        let o = judge(&BadBurst { shared: false, orphans: 3, ..burst() }, json!({}));
+        assert!(o.feedback.contains("3 accepted connection(s) with the client's line unread"), "{}", o.feedback);
+    }
 }

@@ -63,8 +63,8 @@ const PROGRAM_CAP: u64 = 256 << 20;
 /// a link or a FIFO: between its validation and now, a server running as the grader's user
 /// could have replaced it.
 fn read_program(program: &Path) -> Option<Vec<u8>> {
-    let f = crate::supervise::files::open_regular(program).ok()?;
-    let (data, more) = crate::supervise::files::read_capped(f, PROGRAM_CAP).ok()?;
+    let f = crate::supervise::open_regular(program).ok()?;
+    let (data, more) = crate::supervise::read_capped(f, PROGRAM_CAP).ok()?;
     (!more).then_some(data)
 }
 
@@ -248,24 +248,10 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             json!({ "reason": "no shim" }),
         );
     };
-    let logdir = match tempfile::Builder::new().prefix("echograde-sigsafety").tempdir() {
-        Ok(d) => d,
-        Err(e) => return Outcome::error(format!("cannot create a directory for the shim's log: {e}")),
+    let (_logdir, log) = match shim_log(cx) {
+        Ok(l) => l,
+        Err(o) => return o,
     };
-    let log = logdir.path().join("calls.log");
-    // The server may run as another user (when the grader is root): it must be able to reach
-    // and append to its log, and nothing else in the directory.
-    let prepared = std::fs::File::create(&log).and_then(|_| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(logdir.path(), std::fs::Permissions::from_mode(0o711))?;
-        if let Some(u) = &cx.launcher.sandbox.run_as {
-            std::os::unix::fs::chown(&log, Some(u.uid), Some(u.gid))?;
-        }
-        Ok(())
-    });
-    if let Err(e) = prepared {
-        return Outcome::error(format!("cannot prepare the shim's log: {e}"));
-    }
     let env: Vec<(OsString, OsString)> = vec![
         ("LD_PRELOAD".into(), shim.clone().into_os_string()),
         ("ECHOGRADE_SHIM_LOG".into(), log.clone().into_os_string()),
@@ -277,19 +263,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     };
     let at_start = Observed::read(srv.main_pid, &shim);
     // A server that stops serving still logged what its handlers did: no early return.
-    let _ = sequential_clients(srv, &mut rng, "s", p.sequential, t.serve, t.idle * 3);
-    let mut swarm = Swarm::new(srv.addr());
-    for i in 0..p.simultaneous {
-        let label = format!("m{i}");
-        let line = payload::tagged_line(&mut rng, &label);
-        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]).judging_replies());
-    }
-    for i in 0..p.early_leavers {
-        let lines: Vec<u8> = (0..20).flat_map(|j| payload::tagged_line(&mut rng, &format!("e{i}-{j}"))).collect();
-        swarm.add(Session::new(format!("e{i}"), vec![Step::Send(lines), Step::Reset]));
-    }
-    swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
-    drop(swarm);
+    drive(srv, &mut rng, p, t);
     // Let the handlers for the last exits run: wait until no child is left unreaped.
     wait_until(t.grace, || children(srv).is_empty());
     // What /proc shows of the serving process now (or, if it is gone, when it started).
@@ -301,9 +275,9 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(e) => at_start.map_err(|_| e),
     };
     // The log is the server's file: read bounded, as bytes, never through a link or a FIFO.
-    let (bytes, truncated) = match crate::supervise::files::open_regular(&log)
+    let (bytes, truncated) = match crate::supervise::open_regular(&log)
         .map_err(|e| e.to_string())
-        .and_then(|f| crate::supervise::files::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
+        .and_then(|f| crate::supervise::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
     {
         Ok(r) => r,
         Err(e) => {
@@ -321,9 +295,115 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let exe = std::fs::canonicalize(&program).ok();
     let exe_str = exe.as_ref().map(|e| e.to_string_lossy().into_owned());
     let handlers = parse_log(&text, exe_str.as_deref().zip(exe.as_deref()));
+    if let Some((why, ev)) = unobserved(&seen, &handlers) {
+        return Outcome::fail(0.0, why, ev);
+    }
+    let kernel_note = match seen.as_ref().map(|o| kernel_handlers(o, &shim)) {
+        Ok(Err(fail)) => return fail,
+        Ok(Ok(note)) => note,
+        Err(_) => None,
+    };
+    let mut verdict = judge(&handlers, truncated);
+    if let Some(note) = kernel_note {
+        verdict.evidence.insert("kernel_handlers".into(), note);
+    }
+    verdict
+}
+
+/// Recorded is not yet installed through the shim: a forged `install` line can name a signal
+/// whose handler was installed behind its back. The kernel's handler of each caught signal
+/// must be one of the shim's wrappers (read through gdb as the server's user). A failure when
+/// one is not; otherwise a note for the evidence of what was read.
+fn kernel_handlers(o: &Observed, shim: &std::path::Path) -> Result<Option<serde_json::Value>, Outcome> {
+    if !inspect_alive(o.pid) {
+        return Ok(None);
+    }
+    let shim_path = std::fs::canonicalize(shim).unwrap_or_else(|_| shim.to_path_buf());
+    let text = crate::supervise::shim_mapped_text(o.pid, &shim_path.to_string_lossy());
+    let limit = crate::timing::within_check(std::time::Duration::from_secs(10));
+    let found = match crate::supervise::read_kernel_handlers(o.pid, &o.caught, limit) {
+        Ok(found) => found,
+        Err(why) => return Ok(Some(json!(format!("not read ({why})")))),
+    };
+    let foreign: Vec<(i32, u64)> = found
+        .into_iter()
+        .filter(|&(_, a)| a > 1 && !text.iter().any(|&(lo, hi)| lo <= a && a < hi))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(Some(json!(if o.caught.is_empty() {
+            "no signal is caught"
+        } else {
+            "every caught signal's handler is the shim's wrapper"
+        })));
+    }
+    let names: Vec<String> = foreign.iter().map(|(s, a)| format!("{} (at {a:#x})", sig_name(*s))).collect();
+    Err(Outcome::fail(
+        0.0,
+        format!(
+            "The serving process (pid {}) handles {} with a function the grader's signal-safety library \
+             did not install (the kernel's handler lies outside the library), although the library's log \
+             records a handler for it: the grader could not observe that handler, so whether it is \
+             async-signal-safe could not be checked. Install handlers with sigaction or signal (the book's \
+             Signal wrapper).",
+            o.pid,
+            names.join(", ")
+        ),
+        json!({ "handlers_not_installed_through_the_shim": names }),
+    ))
+}
+
+/// A log the server (maybe another user) can append to, in a directory of its own: the
+/// directory is held for the check, the log's path returned.
+fn shim_log(cx: &Cx) -> Result<(tempfile::TempDir, std::path::PathBuf), Outcome> {
+    let logdir = match tempfile::Builder::new().prefix("echograde-sigsafety").tempdir() {
+        Ok(d) => d,
+        Err(e) => return Err(Outcome::error(format!("cannot create a directory for the shim's log: {e}"))),
+    };
+    let log = logdir.path().join("calls.log");
+    // The server may run as another user (when the grader is root): it must be able to reach
+    // and append to its log, and nothing else in the directory.
+    let prepared = std::fs::File::create(&log).and_then(|_| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(logdir.path(), std::fs::Permissions::from_mode(0o711))?;
+        if let Some(u) = &cx.launcher.sandbox.run_as {
+            std::os::unix::fs::chown(&log, Some(u.uid), Some(u.gid))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = prepared {
+        return Err(Outcome::error(format!("cannot prepare the shim's log: {e}")));
+    }
+    Ok((logdir, log))
+}
+
+/// The workload: sequential clients, simultaneous ones and early leavers (resets), so that
+/// SIGCHLD and SIGPIPE handlers run.
+fn drive(srv: &mut crate::supervise::Server, rng: &mut rand_chacha::ChaCha8Rng, p: &Params, t: crate::timing::Timing) {
+    let _ = sequential_clients(srv, rng, "s", p.sequential, t.serve, t.idle * 3);
+    let mut swarm = Swarm::new(srv.addr());
+    for i in 0..p.simultaneous {
+        let label = format!("m{i}");
+        let line = payload::tagged_line(rng, &label);
+        swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]).judging_replies());
+    }
+    for i in 0..p.early_leavers {
+        let lines: Vec<u8> = (0..20).flat_map(|j| payload::tagged_line(rng, &format!("e{i}-{j}"))).collect();
+        swarm.add(Session::new(format!("e{i}"), vec![Step::Send(lines), Step::Reset]));
+    }
+    swarm.run(RunLimits { idle: t.idle, overall: t.idle * 3 }, |_| false);
+    drop(swarm);
+}
+
+/// Why the handlers that run in the serving process could not be checked, if they could not:
+/// it could not be observed, the shim is not loaded there, or it handles a signal whose
+/// handler the shim never saw installed.
+fn unobserved(
+    seen: &Result<Observed, String>,
+    handlers: &BTreeMap<(i32, String), HandlerLog>,
+) -> Option<(String, serde_json::Value)> {
     let recorded: std::collections::BTreeSet<i32> =
         handlers.iter().filter(|(_, h)| h.installed).map(|((sig, _), _)| *sig).collect();
-    let unobserved = match &seen {
+    match seen {
         Err(why) => Some((why.clone(), json!({ "observed": false }))),
         Ok(o) if !o.shim_mapped => Some((
             format!(
@@ -352,58 +432,17 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
                 )
             })
         }
-    };
-    if let Some((why, ev)) = unobserved {
-        return Outcome::fail(0.0, why, ev);
     }
-    // Recorded is not yet installed through the shim: a forged `install` line can name a
-    // signal whose handler was installed behind its back. The kernel's handler of each caught
-    // signal must be one of the shim's wrappers.
-    let mut kernel_note = None;
-    if let Ok(o) = &seen {
-        if inspect_alive(o.pid) {
-            let shim_path = std::fs::canonicalize(&shim).unwrap_or_else(|_| shim.clone());
-            let text = crate::supervise::kernel_handlers::mapped_text(o.pid, &shim_path.to_string_lossy());
-            match crate::supervise::kernel_handlers::read(o.pid, &o.caught, crate::timing::within_check(std::time::Duration::from_secs(10))) {
-                Ok(found) => {
-                    let foreign: Vec<(i32, u64)> = found
-                        .into_iter()
-                        .filter(|&(_, a)| a > 1 && !text.iter().any(|&(lo, hi)| lo <= a && a < hi))
-                        .collect();
-                    if !foreign.is_empty() {
-                        let names: Vec<String> = foreign.iter().map(|(s, a)| format!("{} (at {a:#x})", sig_name(*s))).collect();
-                        return Outcome::fail(
-                            0.0,
-                            format!(
-                                "The serving process (pid {}) handles {} with a function the grader's signal-safety library \
-                                 did not install (the kernel's handler lies outside the library), although the library's log \
-                                 records a handler for it: the grader could not observe that handler, so whether it is \
-                                 async-signal-safe could not be checked. Install handlers with sigaction or signal (the book's \
-                                 Signal wrapper).",
-                                o.pid,
-                                names.join(", ")
-                            ),
-                            json!({ "handlers_not_installed_through_the_shim": names }),
-                        );
-                    }
-                    kernel_note = Some(json!(if o.caught.is_empty() {
-                        "no signal is caught"
-                    } else {
-                        "every caught signal's handler is the shim's wrapper"
-                    }));
-                }
-                Err(why) => kernel_note = Some(json!(format!("not read ({why})"))),
-            }
-        }
-    }
+}
+
+/// The verdict from what the handlers did: a pass when none called an unsafe function, else
+/// each offending handler, what it called and why that is unsafe.
+fn judge(handlers: &BTreeMap<(i32, String), HandlerLog>, truncated: bool) -> Outcome {
     let installed: Vec<serde_json::Value> = handlers
         .iter()
         .map(|((sig, _), h)| json!({ "signal": sig_name(*sig), "handler": h.symbol, "runs": h.runs, "unsafe_calls": h.calls }))
         .collect();
     let mut ev = json!({ "handlers": installed });
-    if let Some(note) = kernel_note {
-        ev["kernel_handlers"] = note;
-    }
     if truncated {
         ev["log_truncated_at_bytes"] = json!(LOG_CAP);
     }
@@ -440,6 +479,58 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
             .into(),
     );
     Outcome::fail(0.0, parts.join(" "), ev)
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn handler(installed: bool, calls: &[(&str, u64)]) -> BTreeMap<(i32, String), HandlerLog> {
+        let mut h = BTreeMap::new();
+        h.insert(
+            (17, "0x55".to_string()),
+            HandlerLog {
+                installed,
+                symbol: "sigchld_handler".into(),
+                runs: 3,
+                calls: calls.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            },
+        );
+        h
+    }
+
+    #[test]
+    fn safe_handlers_and_no_handlers_pass() {
+        let o = judge(&BTreeMap::new(), false);
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.feedback.contains("installs no signal handlers"));
+        let o = judge(&handler(true, &[]), false);
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.feedback.contains("ran 3 time(s)"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn an_unsafe_call_is_named_with_the_handler_and_why() {
+        let o = judge(&handler(true, &[("puts", 2)]), true);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("The SIGCHLD handler `sigchld_handler` called puts (2×)"), "{}", o.feedback);
+        assert!(o.feedback.contains("look for printf in the handler"));
+        assert_eq!(o.evidence["log_truncated_at_bytes"], LOG_CAP);
+    }
+
+    #[test]
+    fn handlers_the_shim_did_not_see_cannot_be_judged() {
+        let seen = Ok(Observed { pid: 7, shim_mapped: true, caught: vec![17] });
+        let (why, ev) = unobserved(&seen, &handler(false, &[])).expect("not observed");
+        assert!(why.contains("handles SIGCHLD, but the grader's signal-safety library never saw"), "{why}");
+        assert_eq!(ev["handlers_not_recorded"][0], "SIGCHLD");
+        let seen = Ok(Observed { pid: 7, shim_mapped: false, caught: vec![] });
+        let (why, _) = unobserved(&seen, &handler(true, &[])).expect("not observed");
+        assert!(why.contains("is not loaded in the process that serves (pid 7)"), "{why}");
+        let seen = Ok(Observed { pid: 7, shim_mapped: true, caught: vec![17] });
+        assert!(unobserved(&seen, &handler(true, &[])).is_none());
+    }
 }
 
 #[cfg(test)]

@@ -125,25 +125,56 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
                 dead.is_some()
             });
         }
-        if dead.is_none() && after.served() {
-            return Outcome::pass(
-                format!("The server survived {clients} clients that left early and went on serving."),
-                json!({ "early_leavers": clients, "still_serving": true }),
-            );
-        }
         if dead.is_none() {
-            return Outcome::fail(
-                0.0,
-                format!(
-                    "After {clients} clients left early, the server is alive but a new client {}. \
-                     A failed write (EPIPE, ECONNRESET) must end only that connection.",
-                    describe(&after, t.serve)
-                ),
-                json!({ "early_leavers": clients, "still_serving": false }),
-            );
+            let seen = if after.served() {
+                Seen::Serving
+            } else {
+                Seen::NotServing(describe(&after, t.serve))
+            };
+            return judge(&seen, clients);
         }
     }
     let how = dead.expect("dead here");
+    judge(&Seen::Died(how, srv.stderr.last(2048)), clients)
+}
+
+/// What the server did after the early leavers.
+#[derive(Debug, Clone)]
+pub(crate) enum Seen {
+    /// Alive, and a new client was served.
+    Serving,
+    /// Alive, but a new client was not served: what happened to it, in words.
+    NotServing(String),
+    /// It died: how, and the tail of its stderr.
+    Died(MainExit, String),
+}
+
+/// The verdict, with the cause named from how the server ended and what it last wrote.
+pub(crate) fn judge(seen: &Seen, clients: usize) -> Outcome {
+    let (how, stderr) = match seen {
+        Seen::Serving => {
+            return Outcome::pass(
+                format!("The server survived {clients} clients that left early and went on serving."),
+                json!({ "early_leavers": clients, "still_serving": true }),
+            )
+        }
+        Seen::NotServing(what) => {
+            return Outcome::fail(
+                0.0,
+                format!(
+                    "After {clients} clients left early, the server is alive but a new client {what}. \
+                     A failed write (EPIPE, ECONNRESET) must end only that connection."
+                ),
+                json!({ "early_leavers": clients, "still_serving": false }),
+            )
+        }
+        Seen::Died(how, stderr) => (*how, stderr.as_str()),
+    };
+    let last = last_line(stderr);
+    let last_words = match last.as_str() {
+        "" => String::new(),
+        l => format!("; the last it wrote on stderr: \"{l}\""),
+    };
     let fb = match how {
         MainExit::Status(Exit::Signal { sig: Signal::SIGPIPE, .. }) => format!(
             "The server was killed by SIGPIPE when clients left early ({clients} clients sent \
@@ -152,31 +183,68 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
              (signal(SIGPIPE, SIG_IGN)) and treat the EPIPE error from write as the end of that \
              one connection."
         ),
-        MainExit::Status(Exit::Code(c)) if says_write_failed(&srv.stderr.last(2048)) => format!(
+        MainExit::Status(Exit::Code(c)) if says_write_failed(stderr) => format!(
             "The server exited with status {c} when clients left early ({clients} clients sent \
              lines and closed or reset at once), after reporting a failed write on stderr \
-             (\"{}\"). A write to a closed connection fails with EPIPE or ECONNRESET; a wrapper \
+             (\"{last}\"). A write to a closed connection fails with EPIPE or ECONNRESET; a wrapper \
              that exits on any error (csapp's Rio_writen) ends the whole server. Check the \
-             write's result yourself and close only that connection.",
-            last_line(&srv.stderr.last(2048))
+             write's result yourself and close only that connection."
         ),
         MainExit::Status(Exit::Code(c)) => format!(
             "The server exited with status {c} while clients were leaving early ({clients} \
-             clients sent lines and closed or reset at once){}. It must go on serving after a \
-             client leaves.",
-            match last_line(&srv.stderr.last(2048)).as_str() {
-                "" => String::new(),
-                l => format!("; the last it wrote on stderr: \"{l}\""),
-            }
+             clients sent lines and closed or reset at once){last_words}. It must go on serving \
+             after a client leaves."
         ),
         other => format!(
             "The server {other} while clients were leaving early ({clients} clients sent lines \
-             and closed or reset at once){}. It must go on serving after a client leaves.",
-            match last_line(&srv.stderr.last(2048)).as_str() {
-                "" => String::new(),
-                l => format!("; the last it wrote on stderr: \"{l}\""),
-            }
+             and closed or reset at once){last_words}. It must go on serving after a client leaves."
         ),
     };
     Outcome::fail(0.0, fb, json!({ "early_leavers": clients, "server": how.to_string() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    #[test]
+    fn a_server_that_goes_on_serving_passes() {
+        assert_eq!(judge(&Seen::Serving, 40).status, Status::Pass);
+    }
+
+    #[test]
+    fn death_by_sigpipe_says_ignore_it() {
+        let how = MainExit::Status(Exit::Signal { sig: Signal::SIGPIPE, core: false });
+        let o = judge(&Seen::Died(how, String::new()), 40);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("killed by SIGPIPE"));
+        assert!(o.feedback.contains("signal(SIGPIPE, SIG_IGN)"));
+        assert_eq!(o.evidence["server"], "was killed by SIGPIPE");
+    }
+
+    #[test]
+    fn an_exit_after_a_failed_write_names_the_wrapper() {
+        let how = MainExit::Status(Exit::Code(1));
+        let o = judge(&Seen::Died(how, "Rio_writen error: Connection reset by peer\n".into()), 40);
+        assert!(o.feedback.contains("after reporting a failed write"), "{}", o.feedback);
+        assert!(o.feedback.contains("\"Rio_writen error: Connection reset by peer\""), "{}", o.feedback);
+        assert!(o.feedback.contains("Rio_writen"));
+    }
+
+    #[test]
+    fn an_exit_without_a_write_error_quotes_its_last_words_and_names_no_cause() {
+        let how = MainExit::Status(Exit::Code(3));
+        let o = judge(&Seen::Died(how, "bye\n".into()), 40);
+        assert!(o.feedback.contains("status 3 while clients were leaving early"));
+        assert!(o.feedback.contains("the last it wrote on stderr: \"bye\""));
+        assert!(!o.feedback.contains("SIGPIPE") && !o.feedback.contains("EPIPE"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn alive_but_not_serving_fails() {
+        let o = judge(&Seen::NotServing("got no reply in 2.0 s".into()), 40);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("alive but a new client got no reply in 2.0 s"));
+    }
 }

@@ -93,25 +93,7 @@ pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
     };
     let mut swarm = Swarm::new(srv.addr());
     let mut ends: Vec<(&str, ServerEnd)> = Vec::new();
-    // A new client that sends a line, is served, and stays; its server end is read meanwhile.
-    let arrive = |swarm: &mut Swarm, srv: &mut Server, name: &'static str, l: Vec<u8>| -> Result<(usize, ServerEnd), Outcome> {
-        let i = swarm.add(Session::new(name, vec![Step::Send(l), Step::Expect]).holding().judging_replies());
-        swarm.run(RunLimits::both(t.serve), |s| s[i].script_done());
-        if !swarm.sessions[i].served() {
-            let mut fb = format!("Client {name} {}", describe(&swarm.sessions[i], t.serve));
-            fb.push_str(match name {
-                "B" => ".",
-                "A" => ", while client B stayed connected.",
-                _ => ", after client B had left.",
-            });
-            if let Some(d) = death_note(srv) {
-                fb.push(' ');
-                fb.push_str(&d);
-            }
-            return Err(Outcome::fail(0.0, fb, json!({ "unserved_client": name })));
-        }
-        Ok((i, server_end(srv, &swarm.sessions[i])))
-    };
+    let arrive = |swarm: &mut Swarm, srv: &mut Server, name: &'static str, l: Vec<u8>| arrive(swarm, srv, t, name, l);
     // A client leaves; the server closes its end (bounded wait): how long that took.
     let leave = |swarm: &mut Swarm, srv: &Server, i: usize, end: ServerEnd| -> Option<u64> {
         swarm.sessions[i].close();
@@ -150,29 +132,29 @@ pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
     let same = |x: ServerEnd, y: ServerEnd| x.fd.is_some() && x.fd == y.fd && x.pid == y.pid;
     let c_reused = same(c_end, b_end);
     let d_reused = same(d_end, c_end);
-    let mut ev = json!({
+    let ev = json!({
         "descriptors": descriptors(&ends),
         "c_got_b_descriptor": c_reused,
         "d_got_c_descriptor": d_reused,
         "b_closed_by_server_ms": b_closed_ms,
         "c_closed_by_server_ms": c_closed_ms,
     });
-    let fd_of = |e: ServerEnd| e.fd.map_or("unknown".to_string(), |f| f.to_string());
-    let reuse = match (c_reused, d_reused) {
-        (true, true) => format!("B's descriptor {} was given to C and then to D", fd_of(b_end)),
-        (true, false) => format!("B's descriptor {} was given to C", fd_of(b_end)),
-        (false, true) => format!("C's descriptor {} was given to D", fd_of(c_end)),
-        (false, false) => {
-            let pids: std::collections::BTreeSet<_> = ends.iter().filter_map(|(_, e)| e.pid).collect();
-            if pids.len() == ends.len() {
-                "each client was served by a process of its own".to_string()
-            } else {
-                "no descriptor was seen reused".to_string()
-            }
-        }
-    };
+    let reuse = reuse_words(c_reused, d_reused, b_end, c_end, &ends);
 
-    // A, which stayed all along, sends again.
+    revisit_a(&mut swarm, srv, t, (a, a_end, la2), (d, ld2), reuse, ev)
+}
+
+/// A, which stayed all along, sends again: served is a pass; if not, what the server does with
+/// A (its bytes unread, the nfds select watches) and whether D, which came after, is served.
+fn revisit_a(
+    swarm: &mut Swarm,
+    srv: &mut Server,
+    t: crate::timing::Timing,
+    (a, a_end, la2): (usize, ServerEnd, Vec<u8>),
+    (d, ld2): (usize, Vec<u8>),
+    reuse: String,
+    mut ev: Value,
+) -> Outcome {
     swarm.sessions[a].then(vec![Step::Send(la2), Step::Expect]);
     swarm.run(RunLimits::both(t.serve), |s| s[a].script_done());
     let sa = &swarm.sessions[a];
@@ -201,37 +183,155 @@ pub fn run(cx: &mut Cx, _p: &Params) -> Outcome {
     ev["a_unread_bytes_at_server"] = json!(unread);
     ev["select_nfds"] = json!(select_nfds);
     ev["d_served_after"] = json!(d_served);
-    let afd = fd_of(a_end);
-    let mut fb = format!(
-        "Client A stayed connected (server descriptor {afd}) while B left and C and D came ({reuse}); then A sent a line and it {a_what}."
-    );
-    let not_read = unread.is_some_and(|n| n > 0);
-    if not_read {
-        fb.push_str(&format!(
-            " The {} bytes A sent sit unread in the server's receive queue for descriptor {afd}: the server no longer reads it{}.",
-            unread.unwrap_or(0),
-            if d_served { ", yet it served D, which sent a line after A" } else { "" }
-        ));
-    }
-    let unwatched = matches!((select_nfds, a_end.fd), (Some(n), Some(f)) if (f as u64) >= n);
-    if unwatched {
-        fb.push_str(&format!(
-            " The server waits in select with nfds = {}: descriptor {afd} is not among those it watches.",
-            select_nfds.unwrap_or(0)
-        ));
-    }
-    if (not_read && d_served) || unwatched {
-        fb.push_str(
-            " Every connected client must stay in what the loop watches and scans when a lower \
-             descriptor or slot is reused: select's maxfd is the highest descriptor still open \
-             (not the newest one), and a loop over client slots (maxi) or pollfd entries must \
-             reach the highest one in use, not stop where a client just left.",
-        );
-    }
-    if let Some(n) = death_note(srv) {
-        fb.push(' ');
-        fb.push_str(&n);
-    }
+    let forgotten = Forgotten {
+        a_fd: a_end.fd,
+        reuse,
+        a_what,
+        unread,
+        select_nfds,
+        d_served,
+        death: death_note(srv),
+    };
     swarm.close_all();
-    Outcome::fail(0.0, fb, ev)
+    Outcome::fail(0.0, forgotten.feedback(), ev)
 }
+
+/// A new client that sends a line, is served, and stays; its server end is read meanwhile.
+fn arrive(
+    swarm: &mut Swarm,
+    srv: &mut Server,
+    t: crate::timing::Timing,
+    name: &'static str,
+    l: Vec<u8>,
+) -> Result<(usize, ServerEnd), Outcome> {
+    let i = swarm.add(Session::new(name, vec![Step::Send(l), Step::Expect]).holding().judging_replies());
+    swarm.run(RunLimits::both(t.serve), |s| s[i].script_done());
+    if !swarm.sessions[i].served() {
+        let mut fb = format!("Client {name} {}", describe(&swarm.sessions[i], t.serve));
+        fb.push_str(match name {
+            "B" => ".",
+            "A" => ", while client B stayed connected.",
+            _ => ", after client B had left.",
+        });
+        if let Some(d) = death_note(srv) {
+            fb.push(' ');
+            fb.push_str(&d);
+        }
+        return Err(Outcome::fail(0.0, fb, json!({ "unserved_client": name })));
+    }
+    Ok((i, server_end(srv, &swarm.sessions[i])))
+}
+
+/// Which descriptor went to whom, in words.
+fn reuse_words(c_reused: bool, d_reused: bool, b_end: ServerEnd, c_end: ServerEnd, ends: &[(&str, ServerEnd)]) -> String {
+    match (c_reused, d_reused) {
+        (true, true) => format!("B's descriptor {} was given to C and then to D", fd_of(b_end.fd)),
+        (true, false) => format!("B's descriptor {} was given to C", fd_of(b_end.fd)),
+        (false, true) => format!("C's descriptor {} was given to D", fd_of(c_end.fd)),
+        (false, false) => {
+            let pids: std::collections::BTreeSet<_> = ends.iter().filter_map(|(_, e)| e.pid).collect();
+            if pids.len() == ends.len() {
+                "each client was served by a process of its own".to_string()
+            } else {
+                "no descriptor was seen reused".to_string()
+            }
+        }
+    }
+}
+
+fn fd_of(fd: Option<i32>) -> String {
+    fd.map_or("unknown".to_string(), |f| f.to_string())
+}
+
+/// What was measured when A, which stayed, was not served after others came and went.
+#[derive(Debug, Clone)]
+pub(crate) struct Forgotten {
+    /// A's descriptor in the server.
+    pub a_fd: Option<i32>,
+    /// Which descriptor went to whom, in words.
+    pub reuse: String,
+    /// What happened to A's line, in words.
+    pub a_what: String,
+    /// A's bytes unread in the server's receive queue.
+    pub unread: Option<u64>,
+    /// The nfds a server thread waits on in select.
+    pub select_nfds: Option<u64>,
+    /// D, which came after, was served again.
+    pub d_served: bool,
+    pub death: Option<String>,
+}
+
+impl Forgotten {
+    /// The feedback: the select/maxi cause is named only on its evidence (A's bytes unread
+    /// while D is served, or A's descriptor beyond select's nfds).
+    pub(crate) fn feedback(&self) -> String {
+        let afd = fd_of(self.a_fd);
+        let mut fb = format!(
+            "Client A stayed connected (server descriptor {afd}) while B left and C and D came ({}); then A sent a line and it {}.",
+            self.reuse, self.a_what
+        );
+        let unread = self.unread.filter(|n| *n > 0);
+        if let Some(n) = unread {
+            fb.push_str(&format!(
+                " The {n} bytes A sent sit unread in the server's receive queue for descriptor {afd}: the server no longer reads it{}.",
+                if self.d_served { ", yet it served D, which sent a line after A" } else { "" }
+            ));
+        }
+        let unwatched = match (self.select_nfds, self.a_fd) {
+            (Some(n), Some(f)) if (f as u64) >= n => Some(n),
+            _ => None,
+        };
+        if let Some(n) = unwatched {
+            fb.push_str(&format!(
+                " The server waits in select with nfds = {n}: descriptor {afd} is not among those it watches."
+            ));
+        }
+        if (unread.is_some() && self.d_served) || unwatched.is_some() {
+            fb.push_str(
+                " Every connected client must stay in what the loop watches and scans when a lower \
+                 descriptor or slot is reused: select's maxfd is the highest descriptor still open \
+                 (not the newest one), and a loop over client slots (maxi) or pollfd entries must \
+                 reach the highest one in use, not stop where a client just left.",
+            );
+        }
+        if let Some(n) = &self.death {
+            fb.push(' ');
+            fb.push_str(n);
+        }
+        fb
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forgotten() -> Forgotten {
+        Forgotten {
+            a_fd: Some(5),
+            reuse: "B's descriptor 4 was given to C".into(),
+            a_what: "got no reply in 2.0 s".into(),
+            unread: Some(12),
+            select_nfds: Some(5),
+            d_served: true,
+            death: None,
+        }
+    }
+
+    #[test]
+    fn a_stale_maxfd_is_named_on_its_evidence() {
+        let fb = forgotten().feedback();
+        assert!(fb.contains("The 12 bytes A sent sit unread"), "{fb}");
+        assert!(fb.contains("yet it served D"));
+        assert!(fb.contains("select with nfds = 5: descriptor 5 is not among"), "{fb}");
+        assert!(fb.contains("select's maxfd is the highest descriptor still open"));
+    }
+
+    #[test]
+    fn no_cause_is_named_without_evidence() {
+        let f = Forgotten { unread: Some(0), select_nfds: None, d_served: false, ..forgotten() };
+        let fb = f.feedback();
+        assert!(!fb.contains("maxfd") && !fb.contains("unread"), "{fb}");
+    }
+}
+

@@ -113,30 +113,63 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         })
         .is_some();
     }
-    let gone = wait_until(t.grace, || zombie_children(pid) == 0);
-    let left = zombie_children(pid);
-    let ev = json!({
+    let reaped_within = wait_until(t.grace, || zombie_children(pid) == 0);
+    let seen = Seen {
+        live_children,
+        seq_zombies,
+        seq_zombies_reaped,
+        coalesced,
+        zombies_left: zombie_children(pid),
+        reaped_within_ms: reaped_within.map(|d| d.as_millis() as u64),
+        // Asked only of a server that did not pass: how it died explains the failure.
+        death: (reaped_within.is_none() || !seq_zombies_reaped)
+            .then(|| death_note(srv))
+            .flatten(),
+    };
+    judge(&seen)
+}
+
+/// What the check measured once the burst's children had exited.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    /// Children alive while the burst of clients was connected.
+    pub live_children: usize,
+    /// Zombies left after the sequential clients' grace.
+    pub seq_zombies: usize,
+    /// The sequential clients' children were all reaped within the grace.
+    pub seq_zombies_reaped: bool,
+    /// Every burst child exited while the server was paused (their SIGCHLDs coalesced).
+    pub coalesced: bool,
+    /// Zombies left after the grace that followed the resume.
+    pub zombies_left: usize,
+    /// How long reaping them all took, if it happened within the grace.
+    pub reaped_within_ms: Option<u64>,
+    /// How the server died, if it did.
+    pub death: Option<String>,
+}
+
+/// The verdict from what was measured.
+pub(crate) fn judge(seen: &Seen) -> Outcome {
+    let (live_children, seq_zombies, left) = (seen.live_children, seen.seq_zombies, seen.zombies_left);
+    let mut ev = json!({
         "children_during_burst": live_children,
         "zombies_after_sequential_clients": seq_zombies,
-        "burst_children_exited_while_paused": coalesced,
+        "burst_children_exited_while_paused": seen.coalesced,
         "zombies_left": left,
     });
-    if let Some(took) = gone {
-        if seq_zombies_reaped {
-            let mut ev = ev;
-            ev["reaped_within_ms"] = json!(took.as_millis() as u64);
-            let fb = if coalesced {
-                format!("All children were reaped, including {live_children} that exited at the same instant.")
-            } else {
-                format!(
-                    "No child was left a zombie, but the {live_children} children serving the burst did not \
-                     exit when their clients left, so no exit was seen to reap (see leak.fd)."
-                )
-            };
-            return Outcome::pass(fb, ev);
-        }
+    if let (Some(ms), true) = (seen.reaped_within_ms, seen.seq_zombies_reaped) {
+        ev["reaped_within_ms"] = json!(ms);
+        let fb = if seen.coalesced {
+            format!("All children were reaped, including {live_children} that exited at the same instant.")
+        } else {
+            format!(
+                "No child was left a zombie, but the {live_children} children serving the burst did not \
+                 exit when their clients left, so no exit was seen to reap (see leak.fd)."
+            )
+        };
+        return Outcome::pass(fb, ev);
     }
-    if let Some(d) = death_note(srv) {
+    if let Some(d) = &seen.death {
         return Outcome::fail(0.0, format!("{d} Its children could not be counted."), ev);
     }
     let fb = if left >= live_children + seq_zombies && left > 0 {
@@ -155,4 +188,57 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         )
     };
     Outcome::fail(0.0, fb, ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn seen() -> Seen {
+        Seen {
+            live_children: 20,
+            seq_zombies: 0,
+            seq_zombies_reaped: true,
+            coalesced: true,
+            zombies_left: 0,
+            reaped_within_ms: Some(3),
+            death: None,
+        }
+    }
+
+    #[test]
+    fn every_child_reaped_after_coalesced_signals_passes() {
+        let o = judge(&seen());
+        assert_eq!(o.status, Status::Pass);
+        assert!(o.feedback.contains("including 20 that exited at the same instant"));
+        assert_eq!(o.evidence["reaped_within_ms"], 3);
+    }
+
+    #[test]
+    fn one_reap_per_signal_is_named_as_such() {
+        let o = judge(&Seen { zombies_left: 19, reaped_within_ms: None, ..seen() });
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("20 children exited at the same instant and 19 of them"), "{}", o.feedback);
+        assert!(o.feedback.contains("Signals do not queue"));
+    }
+
+    #[test]
+    fn no_reaping_at_all_is_named_as_such() {
+        let o = judge(&Seen { seq_zombies: 5, seq_zombies_reaped: false, zombies_left: 25, reaped_within_ms: None, ..seen() });
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.starts_with("25 children of the server stayed zombies"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn late_reaping_of_sequential_children_fails_even_if_the_burst_was_reaped() {
+        let o = judge(&Seen { seq_zombies: 5, seq_zombies_reaped: false, ..seen() });
+        assert_eq!(o.status, Status::Fail);
+    }
+
+    #[test]
+    fn a_dead_server_is_named_not_blamed_on_reaping() {
+        let o = judge(&Seen { zombies_left: 3, reaped_within_ms: None, death: Some("The server died (SIGSEGV).".into()), ..seen() });
+        assert!(o.feedback.starts_with("The server died (SIGSEGV). Its children could not be counted."));
+    }
 }

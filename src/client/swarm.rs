@@ -37,6 +37,26 @@ pub enum RunEnd {
     Overall,
     /// The running check reached its bound (see [`crate::timing`]).
     Bound,
+    /// The grader's own `poll` failed: recorded in [`crate::fault`], so the check's verdict
+    /// becomes `error` (never a `fail` the server did not earn).
+    GraderFailed,
+}
+
+#[cfg(not(test))]
+use poll as poll_hook;
+
+/// In unit tests, `poll` can be made to fail, to show what a failure of the grader's own does.
+#[cfg(test)]
+fn poll_hook(fds: &mut [PollFd], timeout: PollTimeout) -> nix::Result<nix::libc::c_int> {
+    if FAIL_POLL.with(|f| f.get()) {
+        return Err(nix::errno::Errno::ENOMEM);
+    }
+    poll(fds, timeout)
+}
+
+#[cfg(test)]
+thread_local! {
+    static FAIL_POLL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Connects paced to the server's listen queue (see [`Swarm::start_connects`]).
@@ -138,7 +158,7 @@ impl Swarm {
             if self.start_connects(now) {
                 last_progress = now;
             }
-            if stop(&mut self.sessions) || crate::supervise::interrupt::requested() {
+            if stop(&mut self.sessions) || crate::interrupt::requested() {
                 break RunEnd::Stopped;
             }
             if self.sessions.iter().all(|s| s.script_done()) {
@@ -157,15 +177,21 @@ impl Swarm {
                 .min(limits.overall - (now - start))
                 .min(bound.map_or(Duration::MAX, |b| b - now))
                 .min(Duration::from_millis(20));
-            if self.turn(wait) {
-                last_progress = Instant::now();
+            match self.turn(wait) {
+                Ok(true) => last_progress = Instant::now(),
+                Ok(false) => {}
+                Err(e) => {
+                    crate::fault::record(format!("the client engine's poll() failed: {e}"));
+                    break RunEnd::GraderFailed;
+                }
             }
         };
         end
     }
 
-    /// One poll and the I/O it allows. Returns whether anything progressed.
-    fn turn(&mut self, wait: Duration) -> bool {
+    /// One poll and the I/O it allows. Returns whether anything progressed; `Err` when poll
+    /// itself failed (the grader's failure, not the server's).
+    fn turn(&mut self, wait: Duration) -> Result<bool, nix::errno::Errno> {
         let mut idx = Vec::with_capacity(self.sessions.len());
         let mut raw = Vec::with_capacity(self.sessions.len());
         for (i, s) in self.sessions.iter().enumerate() {
@@ -186,7 +212,7 @@ impl Swarm {
         if raw.is_empty() {
             // Nothing to wait on (all held or done): let time pass for the caller's condition.
             std::thread::sleep(wait.min(Duration::from_millis(5)));
-            return false;
+            return Ok(false);
         }
         // SAFETY: each fd belongs to a socket owned by `self.sessions`, alive for this call.
         let mut fds: Vec<PollFd> = raw
@@ -194,11 +220,11 @@ impl Swarm {
             .map(|(fd, ev)| PollFd::new(unsafe { BorrowedFd::borrow_raw(*fd) }, *ev))
             .collect();
         let ms = wait.as_millis().clamp(1, u16::MAX as u128) as u16;
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(0) => return false,
+        match poll_hook(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return Ok(false),
             Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => return false,
-            Err(_) => return false,
+            Err(nix::errno::Errno::EINTR) => return Ok(false),
+            Err(e) => return Err(e),
         }
         let revents: Vec<PollFlags> = fds
             .iter()
@@ -226,7 +252,7 @@ impl Swarm {
                 progressed |= s.on_writable(now);
             }
         }
-        progressed
+        Ok(progressed)
     }
 
     /// Close every connection (held ones too).
@@ -238,5 +264,29 @@ impl Swarm {
 
     pub fn count(&self, f: impl Fn(&Session) -> bool) -> usize {
         self.sessions.iter().filter(|s| f(s)).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Step;
+
+    /// A listener that accepts nothing: the client's connect completes in the kernel and its
+    /// read then waits, so the swarm polls.
+    #[test]
+    fn a_failed_poll_is_the_graders_fault_not_an_idle_server() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut swarm = Swarm::new(listener.local_addr().unwrap());
+        swarm.add(Session::new(
+            "c",
+            vec![Step::Send(b"hi\n".to_vec()), Step::Expect],
+        ));
+        FAIL_POLL.with(|f| f.set(true));
+        let end = swarm.run(RunLimits::both(Duration::from_secs(2)), |_| false);
+        FAIL_POLL.with(|f| f.set(false));
+        assert_eq!(end, RunEnd::GraderFailed);
+        let fault = crate::fault::take().expect("the fault is recorded");
+        assert!(fault.contains("poll"), "{fault}");
     }
 }

@@ -1,46 +1,34 @@
 //! Autolab: a human summary, then, as the very last line of standard output, the JSON object
 //! Autolab's autograder parses: `{"scores": {...}, "scoreboard": [...]}`.
 //!
-//! Problems, as the rubric names them: one per check id for an ordinary rubric (the `build`
-//! entry, worth 0, is left out), one per server (its name, the sum of its checks) for a
-//! submission rubric. The scoreboard is the total, then each problem's score in that order.
+//! Problems, as the rubric names them: one per check id for an ordinary rubric (the build,
+//! worth 0, is left out), one per server (its name, the sum of its checks) for a submission
+//! rubric. The scoreboard is the total, then each problem's score in that order.
 //!
 //! Autolab takes the last line, so nothing may come after it, and nothing before it may pass
 //! for it if the output were cut short: the summary is bounded, its control characters are
 //! escaped (no `\r` can fake a line), and a summary line that starts like JSON (`{` or `[`)
 //! is prefixed with `| `. The JSON line itself is compact serde_json: one line, always.
 
-use super::gradescope::fmt;
-use super::submission::{parts_of, BUILD_ID, PART_SEPARATOR};
+use crate::report::render::{fmt_score as fmt, lines, mark};
 use crate::report::{sanitize, Report, Status};
 use serde_json::{json, Map, Value};
 
 /// The longest summary printed before the JSON line.
 pub const SUMMARY_MAX: usize = 64 * 1024;
 
-/// One score per problem, in rubric order.
+/// One score per problem, in rubric order: each check of a single server, else each server.
 pub fn problems(report: &Report) -> Vec<(String, f64)> {
-    let parts = parts_of(report);
-    if parts.is_empty() {
+    if report.is_single() {
         report
-            .checks
-            .iter()
-            .filter(|c| c.id != BUILD_ID)
-            .map(|c| (c.id.clone(), c.score))
+            .entries()
+            .map(|e| (e.check.id.clone(), e.check.score))
             .collect()
     } else {
-        parts
+        report
+            .parts
             .iter()
-            .map(|(name, ..)| {
-                let prefix = format!("{name}{PART_SEPARATOR}");
-                let sum: f64 = report
-                    .checks
-                    .iter()
-                    .filter(|c| c.id.starts_with(&prefix))
-                    .map(|c| c.score)
-                    .sum();
-                (name.clone(), (sum * 100.0).round() / 100.0)
-            })
+            .filter_map(|p| Some((p.name.clone()?, p.score)))
             .collect()
     }
 }
@@ -74,51 +62,43 @@ pub fn summary(report: &Report) -> String {
         "echograde {} — rubric {} — seed {}\n",
         report.echograde, report.rubric, report.seed
     );
-    let parts = parts_of(report);
-    if parts.is_empty() {
-        s.push_str(&format!(
-            "server model seen: {}\n",
-            report.server.model.as_str()
-        ));
+    if report.is_single() {
+        s.push_str(&format!("server model seen: {}\n", report.model().as_str()));
     }
-    let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(10);
+    let lines = lines(report);
+    let width = lines.iter().map(|l| l.id.len()).fold(0, usize::max);
     let mut last_feedback: Option<&str> = None;
-    for c in &report.checks {
-        let mark = match c.status {
-            Status::Pass => "PASS",
-            Status::Fail => "FAIL",
-            Status::Error => "ERROR",
-            Status::Skipped => "SKIP",
-        };
-        let title =
-            c.id.split_once(PART_SEPARATOR)
-                .and_then(|(part, _)| c.title.strip_prefix(&format!("{part}: ")))
-                .unwrap_or(&c.title);
+    for l in &lines {
         let line = format!(
-            "  {mark:<5} {:<width$} {:>6} / {:<4} {title}",
-            c.id,
-            fmt(c.score),
-            fmt(c.max_score)
+            "  {:<5} {:<width$} {:>6} / {:<4} {}",
+            mark(l.status),
+            l.id,
+            fmt(l.score),
+            fmt(l.max_score),
+            l.title
         );
         s.push_str(line.trim_end());
         s.push('\n');
-        if c.status != Status::Pass {
-            if last_feedback == Some(c.feedback.as_str()) {
+        if l.status != Status::Pass {
+            if last_feedback == Some(l.feedback) {
                 s.push_str("          (as above)\n");
             } else {
-                for line in c.feedback.trim_end().lines() {
+                for line in l.feedback.trim_end().lines() {
                     s.push_str(&format!("          {line}\n"));
                 }
             }
-            last_feedback = Some(c.feedback.as_str());
+            last_feedback = Some(l.feedback);
         }
     }
-    for (name, model, score, max) in &parts {
-        s.push_str(&format!(
-            "  {name}: {} / {}, model seen: {model}\n",
-            fmt(*score),
-            fmt(*max)
-        ));
+    for p in &report.parts {
+        if let Some(name) = &p.name {
+            s.push_str(&format!(
+                "  {name}: {} / {}, model seen: {}\n",
+                fmt(p.score),
+                fmt(p.max_score),
+                p.server.model.as_str()
+            ));
+        }
     }
     s.push_str(&format!(
         "  total {} / {}   ({:.1} s)\n",

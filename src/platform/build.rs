@@ -1,8 +1,9 @@
 //! The build step: `make` in a submission folder, bounded in time and in output.
 //!
 //! `make` runs in its own process group with standard input closed and standard output and
-//! error merged into one pipe. A reader thread keeps the first [`HEAD`] and the last [`TAIL`]
-//! bytes (the first compiler error and make's final word) and counts the rest. When the time
+//! error merged into one pipe, drained by the same bounded capture as a server's output
+//! ([`Tail`]): the first [`HEAD`] and the last [`TAIL`] bytes (the first compiler error and
+//! make's final word) are kept and the rest counted. When the time
 //! limit passes, the whole group is killed; when make ends, whatever it left running in its
 //! group is killed too, before make is reaped (so the group id cannot have been reused).
 //!
@@ -11,11 +12,9 @@
 
 use crate::error::GradeError;
 use crate::report::sanitize;
-use std::collections::VecDeque;
-use std::io::Read;
+use crate::supervise::Tail;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Default time limit for a build.
@@ -76,55 +75,11 @@ impl BuildOutcome {
     }
 }
 
-/// Head and tail of a stream, and its total length.
-#[derive(Default)]
-struct Capture {
-    head: Vec<u8>,
-    tail: VecDeque<u8>,
-    total: u64,
-    done: bool,
-}
-
-impl Capture {
-    fn push(&mut self, mut chunk: &[u8]) {
-        self.total += chunk.len() as u64;
-        if self.head.len() < HEAD {
-            let take = chunk.len().min(HEAD - self.head.len());
-            self.head.extend_from_slice(&chunk[..take]);
-            chunk = &chunk[take..];
-        }
-        if chunk.len() >= TAIL {
-            self.tail.clear();
-            self.tail.extend(&chunk[chunk.len() - TAIL..]);
-        } else {
-            let overflow = (self.tail.len() + chunk.len()).saturating_sub(TAIL);
-            self.tail.drain(..overflow);
-            self.tail.extend(chunk);
-        }
-    }
-
-    fn text(&self) -> String {
-        let kept = self.head.len() as u64 + self.tail.len() as u64;
-        let mut bytes = self.head.clone();
-        if self.total > kept {
-            let msg = format!(
-                "\n[... {} bytes of make's output left out ...]\n",
-                self.total - kept
-            );
-            bytes.extend_from_slice(msg.as_bytes());
-        }
-        bytes.extend(self.tail.iter());
-        sanitize(&String::from_utf8_lossy(&bytes))
-    }
-}
-
 /// Run make in `dir`. `Err` only when make cannot be started at all (not installed): that is
 /// the grading machine's problem, not the student's.
 pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError> {
     use nix::sys::signal::{killpg, Signal};
-    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     use nix::unistd::Pid;
-    use std::os::unix::process::CommandExt;
 
     let mut command = vec!["make".to_string()];
     if let Some(t) = &spec.target {
@@ -133,68 +88,16 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         GradeError::Internal(format!("build step: {what}: {e}"))
     };
-    let home = crate::supervise::privilege::scratch_home(spec.run_as.as_ref())
+    let home = crate::supervise::scratch_home(spec.run_as.as_ref())
         .map_err(|e| internal("cannot create a HOME for make", &e))?;
     let (r, w) = nix::unistd::pipe().map_err(|e| internal("pipe", &e))?;
     let w2 = w.try_clone().map_err(|e| internal("pipe", &e))?;
-    let mut cmd = Command::new("make");
-    cmd.args(&command[1..])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(w))
-        .stderr(Stdio::from(w2))
-        // The Makefile is student code: it gets PATH, LANG and a scratch HOME, nothing else
-        // of the grader's environment (no token, and no outer make's MAKEFLAGS when grade
-        // itself runs under Autolab's make).
-        .env_clear()
-        .envs(crate::supervise::clean_env(Some(home.path())))
-        .process_group(0);
-    // The user change happens in the child below, after the mount namespace (which needs
-    // root) is made.
-    let ids = spec.run_as.as_ref().map(|u| (u.uid, u.gid));
-    // A fresh /tmp and /dev/shm for the build; its copy and HOME stay reachable.
-    let private_tmp = crate::supervise::mount_ns::PrivateTmp::plan([dir, home.path()]);
-    // The Makefile is contained like a server: make joins a cgroup of its own (a pids limit
-    // bounds a fork bomb) where the host has one, and the grader becomes child subreaper, so a
-    // daemon a Makefile starts (setsid, double fork) is adopted by the grader rather than by
-    // init. When make ends, all of it is killed and reaped.
-    if spec.adopt_leftovers {
-        crate::supervise::become_subreaper();
-        crate::supervise::privilege::shield_grader();
-    }
     let cgroup = crate::supervise::InstanceCgroup::create(
         &format!("echograde-{}-build", std::process::id()),
         BUILD_NPROC,
         BUILD_MEMORY,
     );
-    let procs = cgroup.procs_fds();
-    // SAFETY: the closure runs in the forked child before exec and only makes system calls
-    // (write on descriptors opened before the fork, unshare, mount, mkdir, setgroups/setgid/
-    // setuid, prctl) on memory allocated before the fork; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &procs {
-                nix::libc::write(fd, b"0".as_ptr().cast(), 1);
-            }
-            private_tmp.enter()?;
-            // System V IPC a Makefile leaves dies with the build (where the kernel allows).
-            nix::libc::unshare(nix::libc::CLONE_NEWIPC);
-            if let Some((uid, gid)) = ids {
-                // The build's uid is the grading's own: a process limit on it bounds a fork
-                // bomb even where there is no pids cgroup.
-                nix::sys::resource::setrlimit(
-                    nix::sys::resource::Resource::RLIMIT_NPROC,
-                    BUILD_NPROC,
-                    BUILD_NPROC,
-                )?;
-                nix::unistd::setgroups(&[])?;
-                nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
-                nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;
-            }
-            crate::supervise::privilege::scope_signals();
-            Ok(())
-        });
-    }
+    let mut cmd = make_command(dir, &command, spec, home.path(), (w, w2), &cgroup);
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -206,61 +109,18 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
             internal("cannot start make", &e)
         }
     })?;
-    crate::supervise::mount_ns::note_child(child.id() as i32);
+    crate::supervise::note_child(child.id() as i32);
     drop(cmd); // our copies of the pipe's write end: EOF once make's group is gone
 
-    let capture = Arc::new((Mutex::new(Capture::default()), Condvar::new()));
-    {
-        let capture = Arc::clone(&capture);
-        let mut reader = std::fs::File::from(r);
-        let spawned = std::thread::Builder::new()
-            .name("make-output".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => capture
-                            .0
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(&buf[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(_) => break,
-                    }
-                }
-                capture.0.lock().unwrap_or_else(|e| e.into_inner()).done = true;
-                capture.1.notify_all();
-            });
-        if let Err(e) = spawned {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            let _ = child.wait();
-            return Err(internal("cannot start a thread", &e));
-        }
+    let capture = Tail::with_head(HEAD, TAIL);
+    if let Err(e) = capture.drain_from(std::fs::File::from(r), "make-output") {
+        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        let _ = child.wait();
+        return Err(internal("cannot start a thread", &e));
     }
 
     let pgid = Pid::from_raw(child.id() as i32);
-    let mut timed_out = false;
-    // Wait for make to end without reaping it (WNOWAIT): while it is a zombie its pid, which is
-    // also the group's id, cannot be reused, so killing the group afterwards is safe.
-    loop {
-        match waitid(
-            Id::Pid(pgid),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG,
-        ) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(_) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-        if started.elapsed() >= spec.timeout {
-            timed_out = true;
-            let _ = killpg(pgid, Signal::SIGKILL);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let timed_out = wait_for_make(pgid, started, spec.timeout);
     // Anything make left running in its group (a server started by a test target, ...).
     let _ = killpg(pgid, Signal::SIGKILL);
     let status = child.wait().map_err(|e| internal("waiting for make", &e))?;
@@ -271,17 +131,9 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
 
     // The reader ends at EOF, which comes as soon as no process holds the pipe. A process that
     // left make's group (setsid) could hold it forever: do not wait for it long.
-    let text;
-    let total;
-    {
-        let (lock, cv) = &*capture;
-        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (guard, _) = cv
-            .wait_timeout_while(guard, Duration::from_secs(2), |c| !c.done)
-            .unwrap_or_else(|e| e.into_inner());
-        text = guard.text();
-        total = guard.total;
-    }
+    capture.wait_done(Duration::from_secs(2));
+    let text = sanitize(&capture.head_and_tail("make's output"));
+    let total = capture.total();
 
     let exit = if timed_out {
         format!(
@@ -303,6 +155,107 @@ pub fn run_make(dir: &Path, spec: &BuildSpec) -> Result<BuildOutcome, GradeError
     })
 }
 
+/// make, confined: its own process group, a cleaned environment, the build's user, its cgroup
+/// joined before exec; standard output and error into the capture's pipe.
+fn make_command(
+    dir: &Path,
+    command: &[String],
+    spec: &BuildSpec,
+    home: &Path,
+    (w, w2): (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+    cgroup: &crate::supervise::InstanceCgroup,
+) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("make");
+    cmd.args(&command[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::from(w2))
+        // The Makefile is student code: it gets PATH, LANG and a scratch HOME, nothing else
+        // of the grader's environment (no token, and no outer make's MAKEFLAGS when grade
+        // itself runs under Autolab's make).
+        .env_clear()
+        .envs(crate::supervise::clean_env(Some(home)))
+        .process_group(0);
+    // The user change happens in the child (see `enter_containment`), after the mount
+    // namespace (which needs root) is made.
+    let ids = spec.run_as.as_ref().map(|u| (u.uid, u.gid));
+    // A fresh /tmp and /dev/shm for the build; its copy and HOME stay reachable.
+    let private_tmp = crate::supervise::PrivateTmp::plan([dir, home]);
+    // The Makefile is contained like a server: make joins a cgroup of its own (a pids limit
+    // bounds a fork bomb) where the host has one, and the grader becomes child subreaper, so a
+    // daemon a Makefile starts (setsid, double fork) is adopted by the grader rather than by
+    // init. When make ends, all of it is killed and reaped.
+    if spec.adopt_leftovers {
+        crate::supervise::become_subreaper();
+        crate::supervise::shield_grader();
+    }
+    let procs = cgroup.procs_fds();
+    // SAFETY: the closure runs in the forked child before exec and only makes system calls
+    // (write on descriptors opened before the fork, unshare, mount, mkdir, setgroups/setgid/
+    // setuid, prctl) on memory allocated before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || enter_containment(&procs, &private_tmp, ids));
+    }
+    cmd
+}
+
+/// In make's child, before exec: join the build's cgroup, a fresh /tmp and /dev/shm, an IPC
+/// namespace, then the grading's uid (with a process limit), then signal scoping.
+fn enter_containment(
+    procs: &[std::os::fd::RawFd],
+    private_tmp: &crate::supervise::PrivateTmp,
+    ids: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    for &fd in procs {
+        // SAFETY: write(2) on a descriptor opened before the fork, from a buffer that lives.
+        unsafe { nix::libc::write(fd, b"0".as_ptr().cast(), 1) };
+    }
+    private_tmp.enter()?;
+    // System V IPC a Makefile leaves dies with the build (where the kernel allows).
+    // SAFETY: unshare(2) takes no pointers.
+    unsafe { nix::libc::unshare(nix::libc::CLONE_NEWIPC) };
+    if let Some((uid, gid)) = ids {
+        // The build's uid is the grading's own: a process limit on it bounds a fork bomb even
+        // where there is no pids cgroup.
+        nix::sys::resource::setrlimit(
+            nix::sys::resource::Resource::RLIMIT_NPROC,
+            BUILD_NPROC,
+            BUILD_NPROC,
+        )?;
+        nix::unistd::setgroups(&[])?;
+        nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;
+    }
+    crate::supervise::scope_signals();
+    Ok(())
+}
+
+/// Wait for make to end without reaping it (WNOWAIT): while it is a zombie its pid, which is
+/// also the group's id, cannot be reused, so killing the group afterwards is safe. Past
+/// `timeout` the group is killed; whether it was.
+fn wait_for_make(pgid: nix::unistd::Pid, started: Instant, timeout: Duration) -> bool {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    loop {
+        match waitid(
+            Id::Pid(pgid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG,
+        ) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+        if started.elapsed() >= timeout {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The pids limit of the build's cgroup: make, the compiler and its passes, with room.
 const BUILD_NPROC: u64 = 512;
 /// The memory limit of the build's cgroup.
@@ -321,12 +274,12 @@ fn end_the_build(cgroup: &crate::supervise::InstanceCgroup, adopted: bool) {
             );
         }
         if adopted {
-            crate::supervise::reap::reap_exited(&[], &mut Default::default());
+            crate::supervise::reap_exited(&[], &mut Default::default());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     if adopted {
-        crate::supervise::reap::kill_orphans();
+        crate::supervise::kill_orphans();
     }
 }
 
@@ -351,28 +304,6 @@ fn describe_status(status: &std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capture_keeps_head_and_tail_and_counts_the_rest() {
-        let mut c = Capture::default();
-        c.push(&vec![b'a'; HEAD + 10]);
-        for _ in 0..10 {
-            c.push(&vec![b'b'; TAIL / 2]);
-        }
-        c.push(b"last words\n");
-        let t = c.text();
-        assert!(t.starts_with(&"a".repeat(HEAD)));
-        assert!(t.ends_with("last words\n"));
-        assert!(t.contains("bytes of make's output left out"));
-        assert_eq!(c.total, (HEAD + 10 + 5 * TAIL + 11) as u64);
-    }
-
-    #[test]
-    fn capture_escapes_control_characters() {
-        let mut c = Capture::default();
-        c.push(b"\x1b[31merror\x1b[0m: x\r\n");
-        assert_eq!(c.text(), "\\u{1b}[31merror\\u{1b}[0m: x\\u{d}\n");
-    }
 
     fn make_available() -> bool {
         Command::new("make")

@@ -2,14 +2,14 @@
 //!
 //! Top level: `score`, `execution_time` (whole seconds), `output` (the model the grader saw and
 //! the summary), `output_format`, `stdout_visibility` and `extra_data` (the grader's version,
-//! rubric, seed, maximum score); one test per check with `name`, `score`, `max_score`,
-//! `status` (`passed`/`failed`), `output` (the feedback, the key evidence and the server's
-//! output, as plain text) and `visibility`. Only renders: every verdict comes from the
-//! [`Report`]. `graders/gradescope/results.schema.json` is the spec's schema; tests validate
-//! against it.
+//! rubric, seed, maximum score); one test for the build, if any, and one per check with
+//! `name`, `score`, `max_score`, `status` (`passed`/`failed`), `output` (the feedback, the key
+//! evidence and the server's output, as plain text) and `visibility`. Only renders: every
+//! verdict comes from the [`Report`]. `graders/gradescope/results.schema.json` is the spec's
+//! schema; tests validate against it.
 
-use super::submission::{parts_of, BUILD_ID, PART_SEPARATOR};
-use crate::report::{Report, Status};
+use crate::report::render::fmt_score as fmt;
+use crate::report::{BuildReport, CheckEntry, Model, Report, Status};
 use serde_json::{json, Value};
 
 /// Who sees a test (Gradescope's `visibility` values).
@@ -21,52 +21,10 @@ const EVIDENCE_VALUE_MAX: usize = 600;
 /// The results.json for a report. `visibility` applies to every test.
 pub fn render(report: &Report, visibility: &str) -> String {
     let tests: Vec<Value> = report
-        .checks
+        .build
         .iter()
-        .map(|c| {
-            let passed = match c.status {
-                Status::Pass => true,
-                Status::Fail | Status::Error => false,
-                Status::Skipped => c.score >= c.max_score,
-            };
-            let title = c
-                .id
-                .split_once(PART_SEPARATOR)
-                .and_then(|(part, _)| c.title.strip_prefix(&format!("{part}: ")))
-                .unwrap_or(&c.title);
-            let mut output = String::new();
-            if c.status == Status::Error {
-                output.push_str("The grader could not run this check (its own failure, not necessarily your server's):\n");
-            }
-            if c.status == Status::Skipped {
-                output.push_str("Skipped: ");
-            }
-            output.push_str(c.feedback.trim_end());
-            output.push('\n');
-            let ev = evidence_text(&c.evidence);
-            if !ev.is_empty() && c.id != BUILD_ID {
-                output.push_str("\nWhat the grader observed:\n");
-                output.push_str(&ev);
-            }
-            if let Some(o) = &c.server_output {
-                for (name, tail) in [("standard output", &o.stdout_tail), ("standard error", &o.stderr_tail)] {
-                    if !tail.is_empty() {
-                        output.push_str(&format!("\nYour server's {name} (last lines):\n{}", tail));
-                        if !tail.ends_with('\n') {
-                            output.push('\n');
-                        }
-                    }
-                }
-            }
-            json!({
-                "name": format!("{}: {}", c.id, title),
-                "score": c.score,
-                "max_score": c.max_score,
-                "status": if passed { "passed" } else { "failed" },
-                "output": output,
-                "visibility": visibility,
-            })
-        })
+        .map(|b| build_test(b, visibility))
+        .chain(report.entries().map(|e| check_test(e, visibility)))
         .collect();
     let mut v = json!({
         "score": report.score,
@@ -79,7 +37,7 @@ pub fn render(report: &Report, visibility: &str) -> String {
             "rubric": report.rubric,
             "seed": report.seed,
             "max_score": report.max_score,
-            "model": report.server.model,
+            "model": report.model(),
         },
         "tests": tests,
     });
@@ -91,32 +49,89 @@ pub fn render(report: &Report, visibility: &str) -> String {
     s
 }
 
+fn build_test(b: &BuildReport, visibility: &str) -> Value {
+    let mut output = b.feedback.trim_end().to_string();
+    output.push('\n');
+    json!({
+        "name": format!("{}: {}", crate::platform::submission::BUILD_ID, b.title),
+        "score": 0.0,
+        "max_score": 0.0,
+        "status": if b.status == Status::Pass { "passed" } else { "failed" },
+        "output": output,
+        "visibility": visibility,
+    })
+}
+
+fn check_test(e: CheckEntry, visibility: &str) -> Value {
+    let c = e.check;
+    let passed = match c.status {
+        Status::Pass => true,
+        Status::Fail | Status::Error => false,
+        Status::Skipped => c.score >= c.max_score,
+    };
+    let mut output = String::new();
+    if c.status == Status::Error {
+        output.push_str("The grader could not run this check (its own failure, not necessarily your server's):\n");
+    }
+    if c.status == Status::Skipped {
+        output.push_str("Skipped: ");
+    }
+    output.push_str(c.feedback.trim_end());
+    output.push('\n');
+    let ev = evidence_text(&c.evidence);
+    if !ev.is_empty() {
+        output.push_str("\nWhat the grader observed:\n");
+        output.push_str(&ev);
+    }
+    if let Some(o) = &c.server_output {
+        for (name, tail) in [
+            ("standard output", &o.stdout_tail),
+            ("standard error", &o.stderr_tail),
+        ] {
+            if !tail.is_empty() {
+                output.push_str(&format!("\nYour server's {name} (last lines):\n{tail}"));
+                if !tail.ends_with('\n') {
+                    output.push('\n');
+                }
+            }
+        }
+    }
+    json!({
+        "name": format!("{}: {}", e.qualified_id(), c.title),
+        "score": c.score,
+        "max_score": c.max_score,
+        "status": if passed { "passed" } else { "failed" },
+        "output": output,
+        "visibility": visibility,
+    })
+}
+
 /// The top-level `output`: what the grader saw and the score, in a few lines.
 pub fn summary(report: &Report) -> String {
     let mut s = format!(
         "echograde {} — rubric {}\n",
         report.echograde, report.rubric
     );
-    let parts = parts_of(report);
-    if parts.is_empty() {
-        s.push_str(&format!(
-            "Server model observed: {}\n",
-            describe_model(report.server.model.as_str())
-        ));
-    } else {
-        for (name, model, score, max) in &parts {
-            s.push_str(&format!(
+    for p in &report.parts {
+        match &p.name {
+            None => s.push_str(&format!(
+                "Server model observed: {}\n",
+                describe_model(p.server.model)
+            )),
+            Some(name) => s.push_str(&format!(
                 "{name}: {} — {} / {}\n",
-                describe_model(model),
-                fmt(*score),
-                fmt(*max)
-            ));
+                describe_model(p.server.model),
+                fmt(p.score),
+                fmt(p.max_score)
+            )),
         }
     }
-    if let Some(b) = report.checks.iter().find(|c| c.id == BUILD_ID) {
-        if b.status != Status::Pass {
-            s.push_str("The build failed: see the `build` test for the compiler's messages.\n");
-        }
+    if report
+        .build
+        .as_ref()
+        .is_some_and(|b| b.status != Status::Pass)
+    {
+        s.push_str("The build failed: see the `build` test for the compiler's messages.\n");
     }
     s.push_str(&format!(
         "Score: {} / {}\n",
@@ -124,10 +139,16 @@ pub fn summary(report: &Report) -> String {
         fmt(report.max_score)
     ));
     let not_passed: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| c.status != Status::Pass && c.id != BUILD_ID)
-        .map(|c| format!("{} ({} / {})", c.id, fmt(c.score), fmt(c.max_score)))
+        .entries()
+        .filter(|e| e.check.status != Status::Pass)
+        .map(|e| {
+            format!(
+                "{} ({} / {})",
+                e.qualified_id(),
+                fmt(e.check.score),
+                fmt(e.check.max_score)
+            )
+        })
         .collect();
     if !not_passed.is_empty() {
         s.push_str(&format!("Not passed: {}\n", not_passed.join(", ")));
@@ -142,14 +163,13 @@ pub fn summary(report: &Report) -> String {
     s
 }
 
-fn describe_model(m: &str) -> String {
+fn describe_model(m: Model) -> &'static str {
     match m {
-        "process" => "process-based (a child process per client)".into(),
-        "thread" => "thread-based (threads serve the clients)".into(),
-        "event" => "event-based (one thread multiplexing the clients)".into(),
-        "iterative" => "iterative (one client at a time)".into(),
-        "unknown" => "unknown (no client was served)".into(),
-        other => other.into(),
+        Model::Process => "process-based (a child process per client)",
+        Model::Thread => "thread-based (threads serve the clients)",
+        Model::Event => "event-based (one thread multiplexing the clients)",
+        Model::Iterative => "iterative (one client at a time)",
+        Model::Unknown => "unknown (no client was served)",
     }
 }
 
@@ -171,14 +191,6 @@ pub fn evidence_text(evidence: &Value) -> String {
         s.push_str(&format!("  {k}: {val}\n"));
     }
     s
-}
-
-pub(crate) fn fmt(x: f64) -> String {
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.2}")
-    }
 }
 
 /// The results.json when no report could be made (bad configuration, the grader failed):

@@ -34,8 +34,8 @@ pub fn student_page(report: &Report) -> String {
     header(&mut h, report);
     summary(&mut h, report);
     h.push_str("<main>\n");
-    for c in &report.checks {
-        check(&mut h, c);
+    for e in report.entries() {
+        check(&mut h, e.check, &e.qualified_id());
     }
     h.push_str("</main>\n");
     let _ = writeln!(
@@ -80,15 +80,34 @@ fn header(h: &mut String, r: &Report) {
     let _ = write!(
         h,
         "<header>\n<h1>Echo server report</h1>\n<p class=\"total\">Score <b>{} / {}</b></p>\n<dl class=\"run\">\
-         <dt>Rubric</dt><dd>{}</dd><dt>Server model</dt><dd>{}</dd><dt>Command</dt><dd><code>{}</code></dd>\
-         <dt>Graded in</dt><dd>{:.1} s</dd></dl>\n",
+         <dt>Rubric</dt><dd>{}</dd>",
         num(r.score),
         num(r.max_score),
         esc(&r.rubric),
-        r.server.model.as_str(),
-        esc(&r.server.command.join(" ")),
-        r.duration_s
     );
+    for part in &r.parts {
+        let named = part
+            .name
+            .as_deref()
+            .map(|n| format!(" of <code>{}</code>", esc(n)))
+            .unwrap_or_default();
+        let _ = write!(
+            h,
+            "<dt>Server model{named}</dt><dd>{}</dd><dt>Command{named}</dt><dd><code>{}</code></dd>",
+            part.server.model.as_str(),
+            esc(&part.server.command.join(" ")),
+        );
+    }
+    if let Some(b) = &r.build {
+        let _ = write!(
+            h,
+            "<dt>Build</dt><dd>{} <code>{}</code>: {}</dd>",
+            status_word(b.status),
+            esc(&b.command.join(" ")),
+            esc(&b.exit),
+        );
+    }
+    let _ = writeln!(h, "<dt>Graded in</dt><dd>{:.1} s</dd></dl>", r.duration_s);
     if r.status == RunStatus::Error || r.error.is_some() {
         let _ = writeln!(
             h,
@@ -119,14 +138,15 @@ const LEGEND: &str = "<details><summary>How to read a timeline</summary>
 
 fn summary(h: &mut String, r: &Report) {
     h.push_str("<nav><table class=\"summary\">\n<thead><tr><th>Verdict</th><th>Check</th><th>What it asks</th><th>Score</th></tr></thead>\n<tbody>\n");
-    for c in &r.checks {
+    for e in r.entries() {
+        let (c, id) = (e.check, e.qualified_id());
         let _ = writeln!(
             h,
             "<tr class=\"{}\"><td><span class=\"badge\">{}</span></td><td><a href=\"#{}\"><code>{}</code></a></td><td>{}</td><td class=\"score\">{} / {}</td></tr>",
             status_class(c.status),
             status_word(c.status),
-            anchor(&c.id),
-            esc(&c.id),
+            anchor(&id),
+            esc(&id),
             esc(&c.title),
             num(c.score),
             num(c.max_score)
@@ -135,21 +155,21 @@ fn summary(h: &mut String, r: &Report) {
     h.push_str("</tbody>\n</table></nav>\n");
 }
 
-fn check(h: &mut String, c: &CheckReport) {
+fn check(h: &mut String, c: &CheckReport, id: &str) {
     let _ = write!(
         h,
         "<section class=\"check {}\" id=\"{}\">\n<h2><span class=\"badge\">{}</span> <code>{}</code> {} <span class=\"score\">{} / {}</span></h2>\n<p class=\"feedback\">{}</p>\n",
         status_class(c.status),
-        anchor(&c.id),
+        anchor(id),
         status_word(c.status),
-        esc(&c.id),
+        esc(id),
         esc(&c.title),
         num(c.score),
         num(c.max_score),
         with_code(&c.feedback)
     );
     if let Some(t) = &c.timeline {
-        timeline(h, t, &c.id);
+        timeline(h, t, id);
     }
     let evidence = serde_json::to_string_pretty(&c.evidence).unwrap_or_default();
     let _ = writeln!(
@@ -676,7 +696,22 @@ mod tests {
     /// A report with one check and a hand-made timeline (hostile text in every field).
     fn report_with(t: Timeline) -> Report {
         let mut r = Report::grader_failed("<b id=boom>boom</b>");
-        r.checks.push(CheckReport {
+        r.parts.push(crate::report::PartReport {
+            name: Some("<em>part</em>".into()),
+            binary: None,
+            rubric: "echo".into(),
+            server: crate::report::ServerInfo {
+                command: vec!["./server".into(), "<{port}>".into()],
+                model: crate::report::Model::Unknown,
+                model_evidence: serde_json::json!({}),
+                containment: serde_json::json!({}),
+            },
+            score: 0.0,
+            max_score: 1.0,
+            checks: Vec::new(),
+            error: None,
+        });
+        r.parts[0].checks.push(CheckReport {
             id: "x:<i>".into(),
             title: "T".into(),
             status: Status::Fail,

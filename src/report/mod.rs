@@ -60,7 +60,7 @@ impl Model {
 }
 
 /// The server as started and as observed.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServerInfo {
     /// The command line of the first instance (each check's instance differs only by port).
     pub command: Vec<String>,
@@ -72,14 +72,14 @@ pub struct ServerInfo {
 }
 
 /// The tails of the server's output, control characters escaped.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServerOutput {
     pub stdout_tail: String,
     pub stderr_tail: String,
 }
 
 /// One check's verdict.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckReport {
     pub id: String,
     pub title: String,
@@ -89,8 +89,8 @@ pub struct CheckReport {
     /// How long the check took, its instance's start and teardown included.
     pub duration_s: f64,
     /// The longest it may take: the sum of its deadlines (times `--time-scale`) and teardown.
-    /// A check that reaches it is cut there and judged on what it saw. (None for entries that
-    /// are not checks of a server, such as the build.)
+    /// A check that reaches it is cut there and judged on what it saw. (None for a check that
+    /// was not run, such as one of a server the build did not produce.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_s: Option<f64>,
     /// Plain words for a student: what went wrong, where to look.
@@ -106,28 +106,92 @@ pub struct CheckReport {
     pub timeline: Option<crate::timeline::Timeline>,
 }
 
-/// A whole grading run.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+/// How `make` went, when the submission was built first (`grade --build`). Worth no points:
+/// a failed build shows in every server's checks, failed with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BuildReport {
+    /// "The submission builds with `make all`".
+    pub title: String,
+    /// `pass` when make succeeded, else `fail`.
+    pub status: Status,
+    pub duration_s: f64,
+    /// The verdict in words, with make's output when it failed or warned.
+    pub feedback: String,
+    /// The command as run, e.g. `["make", "all"]`.
+    pub command: Vec<String>,
+    /// How make ended, in words ("exited with status 2", "killed after 120 s: time limit").
+    pub exit: String,
+    pub timed_out: bool,
+    /// How many bytes make printed in all.
+    pub output_bytes: u64,
+    /// How many compiler warnings the kept output shows.
+    pub warnings: usize,
+}
+
+/// One server's grading: what it was, what it showed, each check's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PartReport {
+    /// Its name in a submission rubric (`echoserverp`); `None` for the one server of
+    /// `grade SERVER` or `grade --build DIR SERVER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The program's path inside the submission folder (submission rubrics only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
+    /// The rubric it was graded with.
+    pub rubric: String,
+    pub server: ServerInfo,
+    pub score: f64,
+    pub max_score: f64,
+    pub checks: Vec<CheckReport>,
+    /// Set when the grader itself failed while grading this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A whole grading run: the build, if any, and each server graded.
+///
+/// A report of one unnamed server is written as it always was: `server:` and `checks:` at the
+/// top level (what a TA reads most). A submission of several servers is written with a
+/// `parts:` list. Both read back into this one model (see [`repr`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     /// The grader's version.
     pub echograde: String,
     pub status: RunStatus,
-    /// The rubric's name.
+    /// The rubric's name (the submission rubric's for several servers).
     pub rubric: String,
     /// The seed that reproduces this run's payloads.
     pub seed: u64,
-    pub server: ServerInfo,
     pub score: f64,
     pub max_score: f64,
     pub duration_s: f64,
     /// The longest the grading of the server(s) may take: the model probe's bound and every
     /// check's, added up (the build, if any, is bounded by its own timeout).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_s: Option<f64>,
-    pub checks: Vec<CheckReport>,
+    pub build: Option<BuildReport>,
+    pub parts: Vec<PartReport>,
     /// Set when the grader itself failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// One check of a report with the server it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckEntry<'r> {
+    /// The server's name (`None` for the one server of a single-server report).
+    pub part: Option<&'r str>,
+    pub check: &'r CheckReport,
+}
+
+impl CheckEntry<'_> {
+    /// The check's id as a reader sees it across servers: `echoserverp/echo.basic`, or
+    /// `echo.basic` in a single-server report.
+    pub fn qualified_id(&self) -> String {
+        match self.part {
+            Some(p) => format!("{p}/{}", self.check.id),
+            None => self.check.id.clone(),
+        }
+    }
 }
 
 impl Report {
@@ -138,21 +202,48 @@ impl Report {
             status: RunStatus::Error,
             rubric: String::new(),
             seed: 0,
-            server: ServerInfo {
-                command: Vec::new(),
-                model: Model::Unknown,
-                model_evidence: serde_json::Value::Object(Default::default()),
-                containment: serde_json::Value::Object(Default::default()),
-            },
             score: 0.0,
             max_score: 0.0,
             duration_s: 0.0,
             bound_s: None,
-            checks: Vec::new(),
+            build: None,
+            parts: Vec::new(),
             error: Some(message.to_string()),
         }
     }
+
+    /// Every check of every server, in report order.
+    pub fn entries(&self) -> impl Iterator<Item = CheckEntry<'_>> {
+        self.parts.iter().flat_map(|p| {
+            p.checks.iter().map(move |check| CheckEntry {
+                part: p.name.as_deref(),
+                check,
+            })
+        })
+    }
+
+    /// Whether this is the report of one unnamed server (written in the flat layout).
+    pub fn is_single(&self) -> bool {
+        matches!(self.parts.as_slice(), [p] if p.name.is_none())
+    }
+
+    /// The model shown in one-line summaries: the one every server showed, else `unknown`.
+    pub fn model(&self) -> Model {
+        match self.parts.first() {
+            Some(first)
+                if self
+                    .parts
+                    .iter()
+                    .all(|p| p.server.model == first.server.model) =>
+            {
+                first.server.model
+            }
+            _ => Model::Unknown,
+        }
+    }
 }
+
+pub mod repr;
 
 /// Round a score or duration for the report.
 pub fn round2(x: f64) -> f64 {

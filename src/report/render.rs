@@ -1,15 +1,16 @@
-//! Renderers: YAML (the default), JSON, and a human summary.
+//! Renderers: YAML (the default), JSON, and a human summary. Like every format, pure views of
+//! the [`Report`]: nothing here decides or defaults a verdict.
 
-use super::{Report, Status};
+use super::{BuildReport, CheckEntry, Report, Status};
 
 /// The report a TA reads. Without the checks' timelines: hundreds of timed events per check
 /// would bury the verdicts and evidence, and the student page draws them (`--output r.html`)
 /// from the same run. JSON, the format programs read, carries them.
 pub fn yaml(report: &Report) -> String {
     let shown;
-    let report = if report.checks.iter().any(|c| c.timeline.is_some()) {
+    let report = if report.entries().any(|e| e.check.timeline.is_some()) {
         let mut r = report.clone();
-        for c in &mut r.checks {
+        for c in r.parts.iter_mut().flat_map(|p| p.checks.iter_mut()) {
             c.timeline = None;
         }
         shown = r;
@@ -26,32 +27,81 @@ pub fn json(report: &Report) -> String {
     s
 }
 
+/// The word a summary line starts with.
+pub fn mark(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "PASS",
+        Status::Fail => "FAIL",
+        Status::Error => "ERROR",
+        Status::Skipped => "SKIP",
+    }
+}
+
+/// A line of a summary: the build or one check, with the id a reader sees.
+pub struct Line<'r> {
+    pub id: String,
+    pub title: &'r str,
+    pub status: Status,
+    pub score: f64,
+    pub max_score: f64,
+    pub feedback: &'r str,
+}
+
+impl<'r> Line<'r> {
+    fn build(b: &'r BuildReport) -> Line<'r> {
+        Line {
+            id: crate::platform::submission::BUILD_ID.to_string(),
+            title: &b.title,
+            status: b.status,
+            score: 0.0,
+            max_score: 0.0,
+            feedback: &b.feedback,
+        }
+    }
+
+    fn check(e: CheckEntry<'r>) -> Line<'r> {
+        Line {
+            id: e.qualified_id(),
+            title: &e.check.title,
+            status: e.check.status,
+            score: e.check.score,
+            max_score: e.check.max_score,
+            feedback: &e.check.feedback,
+        }
+    }
+}
+
+/// The build's line, if any, then every check's, in report order.
+pub fn lines(report: &Report) -> Vec<Line<'_>> {
+    report
+        .build
+        .iter()
+        .map(Line::build)
+        .chain(report.entries().map(Line::check))
+        .collect()
+}
+
 /// One line per check and the total; feedback of failed checks indented below.
 pub fn human(report: &Report, with_feedback: bool) -> String {
-    let mut s = String::new();
-    let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(10);
-    s.push_str(&format!(
+    let lines = lines(report);
+    let width = lines.iter().map(|l| l.id.len()).fold(0, usize::max);
+    let mut s = format!(
         "echograde {} — rubric {} — server model: {}\n",
         report.echograde,
         report.rubric,
-        report.server.model.as_str()
-    ));
-    for c in &report.checks {
-        let mark = match c.status {
-            Status::Pass => "PASS",
-            Status::Fail => "FAIL",
-            Status::Error => "ERROR",
-            Status::Skipped => "SKIP",
-        };
+        report.model().as_str()
+    );
+    for l in &lines {
         s.push_str(&format!(
-            "  {mark:<5} {:<width$}  {:>6} / {:<4} {}\n",
-            c.id,
-            fmt_score(c.score),
-            fmt_score(c.max_score),
-            c.title
+            "  {:<5} {:<width$}  {:>6} / {:<4} {}\n",
+            mark(l.status),
+            l.id,
+            fmt_score(l.score),
+            fmt_score(l.max_score),
+            l.title
         ));
-        if with_feedback && c.status != Status::Pass {
-            for line in textwrap(&c.feedback, 90) {
+        if with_feedback && l.status != Status::Pass {
+            for line in textwrap(l.feedback, 90) {
                 s.push_str(&format!("          {line}\n"));
             }
         }
@@ -69,7 +119,8 @@ pub fn human(report: &Report, with_feedback: bool) -> String {
     s
 }
 
-fn fmt_score(x: f64) -> String {
+/// A score as people write it: `8`, `2.50`.
+pub fn fmt_score(x: f64) -> String {
     if x.fract() == 0.0 {
         format!("{x:.0}")
     } else {

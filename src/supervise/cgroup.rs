@@ -75,32 +75,7 @@ impl InstanceCgroup {
                 .find(|(c, _)| c.split(',').any(|x| x == ctrl))
                 .map(|(_, p)| p.trim_start_matches('/').to_string())
         };
-        if let (Some(mount), Some(rel)) = (
-            v2_mount(),
-            paths
-                .iter()
-                .find(|(c, _)| c.is_empty())
-                .map(|(_, p)| p.trim_start_matches('/').to_string()),
-        ) {
-            if let Some(dir) = make_dir(&mount.join(rel), name) {
-                if let Some(fd) = open_procs(&dir) {
-                    let ctrls =
-                        fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-                    if ctrls.split_whitespace().any(|c| c == "pids") {
-                        g.pids_limited = fs::write(dir.join("pids.max"), nproc.to_string()).is_ok();
-                    }
-                    if ctrls.split_whitespace().any(|c| c == "memory") {
-                        g.memory_limited =
-                            fs::write(dir.join("memory.max"), memory_bytes.to_string()).is_ok();
-                        let _ = fs::write(dir.join("memory.swap.max"), "0");
-                    }
-                    g.procs.push(fd);
-                    g.v2 = Some(dir);
-                } else {
-                    let _ = fs::remove_dir(&dir);
-                }
-            }
-        }
+        g.join_v2(&paths, name, nproc, memory_bytes);
         if !g.pids_limited {
             if let Some(rel) = find("pids") {
                 let parent = Path::new("/sys/fs/cgroup/pids").join(rel);
@@ -147,6 +122,37 @@ impl InstanceCgroup {
             }
         }
         g
+    }
+
+    /// A cgroup v2 group of its own with its pids and memory limits, where the host has one.
+    fn join_v2(&mut self, paths: &[(String, String)], name: &str, nproc: u64, memory_bytes: u64) {
+        let g = self;
+        if let (Some(mount), Some(rel)) = (
+            v2_mount(),
+            paths
+                .iter()
+                .find(|(c, _)| c.is_empty())
+                .map(|(_, p)| p.trim_start_matches('/').to_string()),
+        ) {
+            if let Some(dir) = make_dir(&mount.join(rel), name) {
+                if let Some(fd) = open_procs(&dir) {
+                    let ctrls =
+                        fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                    if ctrls.split_whitespace().any(|c| c == "pids") {
+                        g.pids_limited = fs::write(dir.join("pids.max"), nproc.to_string()).is_ok();
+                    }
+                    if ctrls.split_whitespace().any(|c| c == "memory") {
+                        g.memory_limited =
+                            fs::write(dir.join("memory.max"), memory_bytes.to_string()).is_ok();
+                        let _ = fs::write(dir.join("memory.swap.max"), "0");
+                    }
+                    g.procs.push(fd);
+                    g.v2 = Some(dir);
+                } else {
+                    let _ = fs::remove_dir(&dir);
+                }
+            }
+        }
     }
 
     /// Descriptors the child writes "0" to, joining every group.

@@ -55,30 +55,62 @@ impl Limits {
         check("fsize_mib", self.fsize_mib, 1, 1 << 20)
     }
 
-    /// Apply `KEY=N` overrides from the command line.
-    pub fn apply_overrides(&mut self, overrides: &[String]) -> Result<(), String> {
+    /// Apply the command line's `--limit` overrides; the result must still be in range.
+    pub fn apply_overrides(&mut self, overrides: &[LimitOverride]) -> Result<(), String> {
         for o in overrides {
-            let (k, v) = o.split_once('=').ok_or_else(|| {
-                format!("--limit {o}: expected KEY=NUMBER, e.g. --limit nproc=2048")
-            })?;
-            let n: u64 = v
-                .trim()
-                .parse()
-                .map_err(|_| format!("--limit {o}: `{v}` is not a whole number"))?;
-            match k.trim() {
-                "cpu_s" => self.cpu_s = n,
-                "nofile" => self.nofile = n,
-                "nproc" => self.nproc = n,
-                "memory_mib" => self.memory_mib = n,
-                "fsize_mib" => self.fsize_mib = n,
-                other => {
-                    return Err(format!(
-                        "--limit {o}: unknown limit `{other}` (known: cpu_s, nofile, nproc, memory_mib, fsize_mib)"
-                    ))
-                }
-            }
+            *match o.key {
+                LimitKey::CpuS => &mut self.cpu_s,
+                LimitKey::Nofile => &mut self.nofile,
+                LimitKey::Nproc => &mut self.nproc,
+                LimitKey::MemoryMib => &mut self.memory_mib,
+                LimitKey::FsizeMib => &mut self.fsize_mib,
+            } = o.value;
         }
         self.validate().map_err(|e| format!("--limit: {e}"))
+    }
+}
+
+/// Which limit a `--limit KEY=N` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKey {
+    CpuS,
+    Nofile,
+    Nproc,
+    MemoryMib,
+    FsizeMib,
+}
+
+/// One `--limit KEY=N`, parsed where the command line is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitOverride {
+    pub key: LimitKey,
+    pub value: u64,
+}
+
+impl std::str::FromStr for LimitOverride {
+    type Err = String;
+
+    fn from_str(o: &str) -> Result<LimitOverride, String> {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("--limit {o}: expected KEY=NUMBER, e.g. --limit nproc=2048"))?;
+        let value: u64 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("--limit {o}: `{v}` is not a whole number"))?;
+        let key = match k.trim() {
+            "cpu_s" => LimitKey::CpuS,
+            "nofile" => LimitKey::Nofile,
+            "nproc" => LimitKey::Nproc,
+            "memory_mib" => LimitKey::MemoryMib,
+            "fsize_mib" => LimitKey::FsizeMib,
+            other => {
+                return Err(format!(
+                    "--limit {o}: unknown limit `{other}` (known: cpu_s, nofile, nproc, memory_mib, fsize_mib)"
+                ))
+            }
+        };
+        Ok(LimitOverride { key, value })
     }
 }
 
@@ -138,20 +170,15 @@ mod tests {
 
     #[test]
     fn overrides_parse_and_validate() {
+        let parse = |o: &str| o.parse::<LimitOverride>();
         let mut l = Limits::default();
-        l.apply_overrides(&["nproc=100".into(), "cpu_s = 5".into()])
+        l.apply_overrides(&[parse("nproc=100").unwrap(), parse("cpu_s = 5").unwrap()])
             .unwrap();
         assert_eq!((l.nproc, l.cpu_s), (100, 5));
+        assert!(parse("nproc").unwrap_err().contains("KEY=NUMBER"));
+        assert!(parse("bogus=1").unwrap_err().contains("unknown limit"));
         assert!(l
-            .apply_overrides(&["nproc".into()])
-            .unwrap_err()
-            .contains("KEY=NUMBER"));
-        assert!(l
-            .apply_overrides(&["bogus=1".into()])
-            .unwrap_err()
-            .contains("unknown limit"));
-        assert!(l
-            .apply_overrides(&["nproc=1".into()])
+            .apply_overrides(&[parse("nproc=1").unwrap()])
             .unwrap_err()
             .contains("limits.nproc"));
     }

@@ -1,66 +1,121 @@
-//! Draining a server's stdout and stderr into bounded buffers.
+//! Draining a program's output into bounded buffers: a server's stdout and stderr, and a
+//! build's merged output. One capture serves both.
 //!
-//! A server that logs a lot must never block on a full pipe (it would look hung), and a server
-//! that floods its output must not grow the grader's memory: a thread per stream reads
-//! continuously and keeps only the last `cap` bytes.
+//! A program that logs a lot must never block on a full pipe (a server would look hung), and
+//! one that floods its output must not grow the grader's memory: a thread per stream reads
+//! continuously and keeps the first `head` bytes (a build's first compiler error) and the last
+//! `tail` bytes (a crash message, make's final word), and counts the rest.
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
-/// The last bytes a stream produced, and how many it produced in all.
+/// The first and last bytes a stream produced, and how many it produced in all.
 #[derive(Debug, Clone)]
 pub struct Tail {
-    inner: Arc<Mutex<TailBuf>>,
+    inner: Arc<(Mutex<Buf>, Condvar)>,
 }
 
 #[derive(Debug)]
-struct TailBuf {
-    bytes: VecDeque<u8>,
-    cap: usize,
+struct Buf {
+    head: Vec<u8>,
+    head_cap: usize,
+    tail: VecDeque<u8>,
+    tail_cap: usize,
     total: u64,
+    /// The stream reached its end (or its reader stopped).
+    done: bool,
 }
 
-/// How much of each stream is kept.
+/// How much of each server stream is kept.
 pub const TAIL_CAP: usize = 64 * 1024;
 
 impl Tail {
+    /// Keep the last `cap` bytes.
     pub fn new(cap: usize) -> Tail {
+        Tail::with_head(0, cap)
+    }
+
+    /// Keep the first `head` and the last `tail` bytes.
+    pub fn with_head(head: usize, tail: usize) -> Tail {
         Tail {
-            inner: Arc::new(Mutex::new(TailBuf {
-                bytes: VecDeque::with_capacity(4096),
-                cap,
-                total: 0,
-            })),
+            inner: Arc::new((
+                Mutex::new(Buf {
+                    head: Vec::new(),
+                    head_cap: head,
+                    tail: VecDeque::with_capacity(4096.min(tail)),
+                    tail_cap: tail,
+                    total: 0,
+                    done: false,
+                }),
+                Condvar::new(),
+            )),
         }
     }
 
-    fn push(&self, chunk: &[u8]) {
-        let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        t.total += chunk.len() as u64;
-        let keep = chunk.len().min(t.cap);
-        let chunk = &chunk[chunk.len() - keep..];
-        let overflow = (t.bytes.len() + chunk.len()).saturating_sub(t.cap);
-        t.bytes.drain(..overflow);
-        t.bytes.extend(chunk);
+    fn buf(&self) -> std::sync::MutexGuard<'_, Buf> {
+        self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The last `max` bytes, lossily decoded.
+    fn push(&self, mut chunk: &[u8]) {
+        let mut t = self.buf();
+        t.total += chunk.len() as u64;
+        if t.head.len() < t.head_cap {
+            let take = chunk.len().min(t.head_cap - t.head.len());
+            t.head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+        }
+        let keep = chunk.len().min(t.tail_cap);
+        let chunk = &chunk[chunk.len() - keep..];
+        let overflow = (t.tail.len() + chunk.len()).saturating_sub(t.tail_cap);
+        t.tail.drain(..overflow);
+        t.tail.extend(chunk);
+    }
+
+    /// The last `max` bytes kept after the head, lossily decoded.
     pub fn last(&self, max: usize) -> String {
-        let t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let skip = t.bytes.len().saturating_sub(max);
-        let v: Vec<u8> = t.bytes.iter().skip(skip).copied().collect();
+        let t = self.buf();
+        let skip = t.tail.len().saturating_sub(max);
+        let v: Vec<u8> = t.tail.iter().skip(skip).copied().collect();
         String::from_utf8_lossy(&v).into_owned()
     }
 
-    pub fn total(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).total
+    /// Head and tail, with a line saying how many bytes of `what` were left out between them.
+    pub fn head_and_tail(&self, what: &str) -> String {
+        let t = self.buf();
+        let kept = t.head.len() as u64 + t.tail.len() as u64;
+        let mut bytes = t.head.clone();
+        if t.total > kept {
+            let msg = format!("\n[... {} bytes of {what} left out ...]\n", t.total - kept);
+            bytes.extend_from_slice(msg.as_bytes());
+        }
+        bytes.extend(t.tail.iter());
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// Start a thread that drains `stream` into this tail until EOF.
-    pub fn drain_from<R: Read + Send + 'static>(&self, mut stream: R, name: &str) {
+    pub fn total(&self) -> u64 {
+        self.buf().total
+    }
+
+    /// Wait up to `limit` for the stream's end; whether it came.
+    pub fn wait_done(&self, limit: Duration) -> bool {
+        let (lock, cv) = &*self.inner;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cv
+            .wait_timeout_while(guard, limit, |b| !b.done)
+            .unwrap_or_else(|e| e.into_inner());
+        guard.done
+    }
+
+    /// Start a thread that drains `stream` into this capture until EOF.
+    pub fn drain_from<R: Read + Send + 'static>(
+        &self,
+        mut stream: R,
+        name: &str,
+    ) -> std::io::Result<()> {
         let tail = self.clone();
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name(format!("drain-{name}"))
             .stack_size(64 * 1024)
             .spawn(move || {
@@ -73,10 +128,10 @@ impl Tail {
                         Err(_) => break,
                     }
                 }
-            });
-        if let Err(e) = spawned {
-            eprintln!("grade: warning: cannot drain the server's {name}: {e}");
-        }
+                tail.buf().done = true;
+                tail.inner.1.notify_all();
+            })
+            .map(drop)
     }
 }
 
@@ -103,5 +158,25 @@ mod tests {
         }
         assert_eq!(t.last(usize::MAX).len(), TAIL_CAP);
         assert_eq!(t.total(), 10_000_000);
+    }
+
+    #[test]
+    fn keeps_head_and_tail_and_counts_the_rest() {
+        let t = Tail::with_head(4, 4);
+        t.push(b"abcdef");
+        t.push(b"0123456789");
+        assert_eq!(
+            t.head_and_tail("the output"),
+            "abcd\n[... 8 bytes of the output left out ...]\n6789"
+        );
+        assert_eq!(t.total(), 16);
+    }
+
+    #[test]
+    fn the_end_of_the_stream_is_seen() {
+        let t = Tail::new(16);
+        t.drain_from(&b"bye\n"[..], "test").unwrap();
+        assert!(t.wait_done(Duration::from_secs(5)));
+        assert_eq!(t.last(16), "bye\n");
     }
 }

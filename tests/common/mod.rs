@@ -1,8 +1,12 @@
-//! Shared test support: compile the C fixtures once per test binary, run `grade`, read its
-//! report.
+//! The one test-helper module: compile the C fixtures once per test binary, run `grade`,
+//! read its report as the typed [`Report`]; [`platform`] holds what the platform tests share
+//! (submission folders, the Gradescope schema, a JUnit parser).
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod platform;
+
+use echograde::report::{CheckReport, Report};
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -110,6 +114,43 @@ pub fn grade_json(server: &Path, extra: &[&str]) -> (i32, serde_json::Value, Str
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("report is not JSON ({e}); exit {code}; stderr: {stderr}"));
     (code, report, stderr)
+}
+
+/// [`grade_json`], the report read as the typed model it is.
+pub fn grade_report(server: &Path, extra: &[&str]) -> (i32, Report, String) {
+    let (code, v, stderr) = grade_json(server, extra);
+    let report = serde_json::from_value(v).expect("the report deserializes");
+    (code, report, stderr)
+}
+
+/// A JSON report's text as the typed model.
+pub fn report_of(stdout: &[u8], stderr: &str) -> Report {
+    serde_json::from_slice(stdout).unwrap_or_else(|e| panic!("not a report ({e}): {stderr}"))
+}
+
+/// The check of a report by the id a reader sees (`echo.basic`, `echoserverp/echo.basic`).
+pub fn entry<'r>(report: &'r Report, id: &str) -> &'r CheckReport {
+    report
+        .entries()
+        .find(|e| e.qualified_id() == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+        .check
+}
+
+/// `qualified id -> status` of every check of a typed report.
+pub fn verdicts(report: &Report) -> std::collections::BTreeMap<String, String> {
+    report
+        .entries()
+        .map(|e| (e.qualified_id(), status_word(e.check.status)))
+        .collect()
+}
+
+/// A status as the report writes it (`pass`, `fail`, ...).
+pub fn status_word(s: echograde::report::Status) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .expect("a status serializes as a word")
 }
 
 /// `id -> status` of every check in a report.

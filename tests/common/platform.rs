@@ -1,19 +1,10 @@
-//! Shared support of the platform tests (included by `tests/platform_*.rs` with `#[path]`;
-//! compiled on its own it is an empty test binary): submission folders in temporary
-//! directories, the Gradescope schema, a JUnit parser.
-#![allow(dead_code)]
+//! Support of the platform tests: submission folders in temporary directories, the
+//! Gradescope schema, a JUnit parser.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The `grade` binary cargo built for these tests.
-pub fn grade_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_grade"))
-}
+pub use super::{grade_bin, root};
 
 /// A temporary directory others may enter: when the grader runs as root it may start servers
 /// as an unprivileged user, who must reach the binaries.
