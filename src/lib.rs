@@ -17,6 +17,7 @@
 //! process that has no other children of its own to wait for (the `grade` binary).
 
 pub mod checks;
+pub mod class;
 pub mod client;
 pub mod error;
 pub mod grade;

@@ -4,6 +4,7 @@
 //! A JSON Schema of this model ships as `graders/report.schema.json` (generated from these
 //! types; a test keeps the two in step).
 
+pub mod html;
 pub mod render;
 pub mod write;
 
