@@ -53,10 +53,16 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Entry>, GradeError> {
                 p.display()
             )));
         };
+        // The name as given (a link in an export keeps the student's name); `.` or `..`
+        // take the folder's real name.
         let name = p
-            .canonicalize()
-            .ok()
-            .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .or_else(|| {
+                p.canonicalize()
+                    .ok()
+                    .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+            })
             .ok_or_else(|| GradeError::Usage(format!("`{}` names no submission", p.display())))?;
         entries.push(Entry {
             stem: safe_stem(&name),
