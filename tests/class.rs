@@ -539,3 +539,41 @@ fn bad_input_is_refused_with_exit_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("neither a folder"), "{stderr}");
 }
+
+#[test]
+fn class_is_a_subcommand_only_as_the_first_word() {
+    let d = open_tempdir();
+    // A server really named `class` is still graded by its path.
+    let st = Command::new("cp")
+        .arg(fixture("ok_process"))
+        .arg(d.path().join("class"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = Command::new(grade_bin())
+        .current_dir(d.path())
+        .args([
+            "--format",
+            "json",
+            "--seed",
+            "1",
+            "--only",
+            "echo.basic",
+            "./class",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["score"], r["max_score"]);
+    // `grade class` without submissions says what it needs.
+    let o = grade_class(&["--out".as_ref(), d.path().join("out").as_os_str()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SUBMISSION"));
+}
