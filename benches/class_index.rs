@@ -12,7 +12,12 @@ fn report(i: usize) -> Report {
     r.status = RunStatus::Graded;
     r.error = None;
     r.rubric = "echo".into();
-    r.server.model = [Model::Process, Model::Thread, Model::Event, Model::Iterative][i % 4];
+    r.server.model = [
+        Model::Process,
+        Model::Thread,
+        Model::Event,
+        Model::Iterative,
+    ][i % 4];
     r.checks = (0..16)
         .map(|c| {
             let pass = (i * 7 + c * 3) % 5 != 0;

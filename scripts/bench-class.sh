@@ -9,8 +9,13 @@
 #      number of (submission, check) verdicts that differ between the two (must be 0);
 #   2. the class graded as --shard 1/2 and 2/2 (at the default --jobs) and merged: the number
 #      of submissions whose score differs from the --jobs 1 run;
-#   3. the grader's peak RSS (of the `grade class` parent, GNU time) and the time to build the
+#   3. the noise floor: a second --jobs 1 run and a --jobs 2 run, each compared with the
+#      first --jobs 1 run (a buggy server whose bug is a race may show it in one run and not
+#      in the next at any --jobs; a verdict that differs only where it also differs between
+#      two --jobs 1 runs is not caused by the parallelism);
+#   4. the grader's peak RSS (of the `grade class` parent, GNU time) and the time to build the
 #      class outputs (class.csv, class.json, index.html and 500 pages) for 500 reports.
+# BENCH_ONLY=noise reruns only part 3 in an existing WORKDIR.
 # The whole run takes minutes: every grading is real. Extra arguments for every grading can be
 # given in GRADE_ARGS (e.g. GRADE_ARGS="--only model,echo.basic").
 set -euo pipefail
@@ -20,6 +25,8 @@ mkdir -p "$work"
 chmod 755 "$work"   # as root, the servers run as an unprivileged user who must reach them
 read -r -a extra <<<"${GRADE_ARGS:-}"
 
+reuse=${BENCH_ONLY:+yes}   # part 3 alone: the grader and the class of the earlier run
+if [ -z "$reuse" ]; then
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 # A copy: rebuilding the grader during the benchmark must not change it under the runs.
 grade="$work/grade"
@@ -48,6 +55,10 @@ add() { n=$((n + 1)); cp "$fx/$1" "$class/$(printf 's%02d' "$n")-$1"; }
 for f in "${correct[@]}" "${correct[@]:0:3}"; do add "$f"; done
 for f in "${buggy[@]}"; do add "$f"; done
 for f in "${hostile[@]}"; do add "hostile_$f"; done
+fi
+grade="$work/grade"
+class="$work/class"
+n=$(ls "$class" | wc -l)
 echo "class: $n submissions in $class ($(nproc) cores; load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 
 run() { # run OUT JOBS ARGS... -> prints the wall time in seconds
@@ -60,12 +71,6 @@ run() { # run OUT JOBS ARGS... -> prints the wall time in seconds
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc
 }
-
-t1=$(run "$work/jobs1" 1)
-echo "jobs 1: ${t1} s wall, parent peak RSS $(cat "$work/jobs1.rss") KiB"
-t4=$(run "$work/jobs4" 4)
-echo "jobs 4: ${t4} s wall, parent peak RSS $(cat "$work/jobs4.rss") KiB"
-echo "ratio jobs1/jobs4: $(echo "scale=2; $t1 / $t4" | bc)"
 
 compare() { # compare A B -> differing verdicts, listed
   python3 - "$1/class.json" "$2/class.json" <<'PY'
@@ -81,6 +86,26 @@ for k in diff:
     print(f"    {k[0]} {k[1]}: {va.get(k)} vs {vb.get(k)}")
 PY
 }
+
+noise() {
+  local tb t2
+  tb=$(run "$work/jobs1b" 1)
+  echo "jobs 1 again: ${tb} s wall"
+  echo "jobs 1 vs jobs 1 again:"; compare "$work/jobs1" "$work/jobs1b"
+  t2=$(run "$work/jobs2" 2)
+  echo "jobs 2: ${t2} s wall"
+  echo "jobs 1 vs jobs 2:"; compare "$work/jobs1" "$work/jobs2"
+  echo "jobs 1 again vs jobs 2:"; compare "$work/jobs1b" "$work/jobs2"
+}
+
+if [ "${BENCH_ONLY:-}" = noise ]; then noise; exit 0; fi
+
+t1=$(run "$work/jobs1" 1)
+echo "jobs 1: ${t1} s wall, parent peak RSS $(cat "$work/jobs1.rss") KiB"
+t4=$(run "$work/jobs4" 4)
+echo "jobs 4: ${t4} s wall, parent peak RSS $(cat "$work/jobs4.rss") KiB"
+echo "ratio jobs1/jobs4: $(echo "scale=2; $t1 / $t4" | bc)"
+
 echo "jobs 1 vs jobs 4:"; compare "$work/jobs1" "$work/jobs4"
 
 ts1=$(run "$work/shard1" 2 --shard 1/2)
@@ -88,6 +113,8 @@ ts2=$(run "$work/shard2" 2 --shard 2/2)
 echo "shards at --jobs 2: 1/2 ${ts1} s, 2/2 ${ts2} s"
 "$grade" class --merge "$work/shard1" "$work/shard2" --out "$work/merged" 2>/dev/null
 echo "jobs 1 vs shards 1/2 + 2/2 merged:"; compare "$work/jobs1" "$work/merged"
+
+noise
 
 # 500 reports: the --jobs 1 records, copied under 500 names, merged (re-rendering every page).
 big="$work/big"
