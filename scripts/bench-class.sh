@@ -112,7 +112,18 @@ ts1=$(run "$work/shard1" 2 --shard 1/2)
 ts2=$(run "$work/shard2" 2 --shard 2/2)
 echo "shards at --jobs 2: 1/2 ${ts1} s, 2/2 ${ts2} s"
 "$grade" class --merge "$work/shard1" "$work/shard2" --out "$work/merged" 2>/dev/null
-echo "jobs 1 vs shards 1/2 + 2/2 merged:"; compare "$work/jobs1" "$work/merged"
+echo "jobs 1 vs shards 1/2 + 2/2 merged (graded again, so the noise floor applies):"
+compare "$work/jobs1" "$work/merged"
+echo "the shards' own class.json vs merged (the merge itself):"
+python3 - "$work/shard1/class.json" "$work/shard2/class.json" "$work/merged/class.json" <<'PY'
+import json, sys
+parts = [{r["name"]: (r["score"], r["checks"]) for r in json.load(open(p))["submissions"]} for p in sys.argv[1:4]]
+union = {**parts[0], **parts[1]}
+merged = parts[2]
+print(f"  shards {len(parts[0])} + {len(parts[1])}, merged {len(merged)}; differing scores: "
+      f"{sum(union.get(n, (None,))[0] != merged[n][0] for n in merged)}; differing verdicts: "
+      f"{sum(union.get(n, (None, None))[1] != merged[n][1] for n in merged)}")
+PY
 
 noise
 
