@@ -305,20 +305,29 @@ fn ctrl_c_leaves_finished_reports_whole_and_nothing_running() {
     let busy = alive_in_session(sid);
     assert!(busy.len() > 1, "a grading was in progress: {busy:?}");
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(sid), nix::sys::signal::SIGINT).unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+    // A blocking wait, so the processes of the session are listed the moment grade class
+    // has exited: one that it left to wind down on its own would still be there. A watchdog
+    // ends a run that does not stop.
+    let (done, timeout) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if timeout.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(sid),
+                nix::sys::signal::SIGKILL,
+            );
+            return false;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "grade class did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+        true
+    });
+    let status = child.wait().unwrap();
+    let left = alive_in_session(sid);
+    let _ = done.send(());
+    assert!(
+        watchdog.join().unwrap(),
+        "grade class did not stop within 60 s"
+    );
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    let left = alive_in_session(sid);
     for &p in &left {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
     }
