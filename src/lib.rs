@@ -21,6 +21,7 @@
 //! in a process that has no other children of its own to wait for (the `grade` binary).
 
 pub mod checks;
+pub mod class;
 pub mod client;
 pub mod error;
 pub mod fault;

@@ -150,6 +150,11 @@ struct Cli {
 }
 
 fn main() {
+    // `grade class ...` grades a whole class (a subcommand only as the first word, so every
+    // `grade SERVER` command line keeps its meaning).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "class") {
+        std::process::exit(echograde::class::cli::main(std::env::args_os().skip(2)));
+    }
     // `--print-schema` needs no server argument.
     if std::env::args().nth(1).as_deref() == Some("--print-schema") {
         println!(

@@ -36,7 +36,7 @@ pub use netns::{
 };
 pub use output::{Tail, TAIL_CAP};
 pub use privilege::{
-    accessible_copy, build_copy, resolve as resolve_user, scope_signals, scratch_home,
+    accessible_copy, build_copy, copy_tree, resolve as resolve_user, scope_signals, scratch_home,
     shield_grader, signal_scoping_available, BuildCopy, ExecutableCopy, RunAs,
 };
 pub use reap::{become_subreaper, kill_orphans, reap_exited, TeardownReport};

@@ -128,7 +128,7 @@ pub fn build_copy(src: &Path, who: &RunAs) -> std::io::Result<BuildCopy> {
 
 /// Copy files, folders and symbolic links (as links, never followed); `made` collects what
 /// was created, for handing over afterwards.
-fn copy_tree(src: &Path, dst: &Path, made: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub fn copy_tree(src: &Path, dst: &Path, made: &mut Vec<PathBuf>) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir(dst)?;
     made.push(dst.to_path_buf());
