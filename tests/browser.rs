@@ -305,3 +305,99 @@ fn reference_bin(name: &str) -> PathBuf {
         .join(if release { "release" } else { "debug" })
         .join(name)
 }
+
+/// The class page of `grade class`, opened in the browser: no console error (its sorting
+/// script runs under the page's own Content-Security-Policy), the score histogram is drawn
+/// with a size, both tables are there, and every link (each student's page and report)
+/// resolves; a student's page reached from it draws its timelines.
+#[test]
+fn the_class_page_draws_its_histogram_and_every_link_resolves() {
+    if !browser_available() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut args: Vec<std::ffi::OsString> = ["class", "--seed", "42", "--jobs", "1", "--only"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push("echo.basic,concurrency.overlap".into());
+    args.push("--out".into());
+    args.push(out.path().into());
+    args.push(fixture("ok_process").into());
+    args.push(fixture("iterative").into());
+    let run = Contained::spawn(
+        &args,
+        std::process::Stdio::null(),
+        std::process::Stdio::piped(),
+    );
+    let (done, leftovers) = run.wait_with_output();
+    assert_nothing_left(&leftovers, "grading a class");
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "grade class: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let page = open_page(
+        &out.path().join("index.html"),
+        &["#histogram", "#checks", "#students", "#students tbody tr"],
+    );
+    assert!(
+        page.console_errors.is_empty(),
+        "console errors: {:#?}",
+        page.console_errors
+    );
+    let histogram = one(&page, "#histogram");
+    assert!(
+        histogram.width > 100.0 && histogram.height > 50.0,
+        "the histogram is drawn {}x{} px",
+        histogram.width,
+        histogram.height
+    );
+    for table in ["#checks", "#students"] {
+        let t = one(&page, table);
+        assert!(t.width > 0.0 && t.height > 0.0, "{table}: {t:?}");
+    }
+    let rows = page
+        .elements
+        .iter()
+        .filter(|e| e.selector == "#students tbody tr")
+        .count();
+    assert_eq!(rows, 2, "a row per submission");
+    let pages: Vec<_> = page
+        .links
+        .iter()
+        .filter(|l| l.href.ends_with(".html"))
+        .collect();
+    assert_eq!(pages.len(), 2, "a page link per student: {:#?}", page.links);
+    for l in &page.links {
+        assert!(l.resolves, "link {} ({}) leads nowhere", l.href, l.url);
+    }
+    // A student's page, as linked from the class page, renders like any other.
+    let iterative = pages
+        .iter()
+        .find(|l| l.href.contains("iterative"))
+        .expect("the iterative server's page");
+    let student = out.path().join(&iterative.href);
+    let report: serde_json::Value = serde_json::to_value(
+        serde_saphyr::from_str::<echograde::report::Report>(
+            &std::fs::read_to_string(student.with_extension("yaml")).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let shown = open_page(&student, &["svg.timeline", LANES]);
+    assert!(
+        shown.console_errors.is_empty(),
+        "{:#?}",
+        shown.console_errors
+    );
+    // The YAML leaves the timelines out; the page was drawn from the full report, so it has
+    // one drawing per check.
+    let drawn = shown
+        .elements
+        .iter()
+        .filter(|e| e.selector == "svg.timeline" && e.width > 300.0)
+        .count();
+    assert_eq!(drawn, report["checks"].as_array().unwrap().len());
+}
