@@ -171,46 +171,13 @@ fn run(cli: &ClassCli) -> Result<i32, GradeError> {
 /// The options every child gets, and the text of everything in them that decides a verdict
 /// (the rubric as loaded, not just its path, so an edited rubric regrades).
 fn child_options(cli: &ClassCli) -> Result<(Vec<OsString>, String), GradeError> {
-    if !(cli.time_scale.is_finite() && cli.time_scale > 0.0 && cli.time_scale <= 100.0) {
-        return Err(GradeError::Usage(format!(
-            "--time-scale {} must be above 0 and at most 100",
-            cli.time_scale
-        )));
-    }
+    // The same validation as one grading's (the child would refuse them one by one).
+    crate::invocation::time_scale(cli.time_scale)?;
     if let Some(only) = &cli.only {
-        if let Some(bad) = only
-            .iter()
-            .find(|i| !crate::checks::ALL_IDS.contains(&i.as_str()))
-        {
-            return Err(GradeError::Usage(format!(
-                "--only: unknown check id `{bad}` (known: {})",
-                crate::checks::ALL_IDS.join(", ")
-            )));
-        }
+        crate::invocation::Only::parse(only)?;
     }
     let mut args: Vec<OsString> = Vec::new();
-    let rubric = match &cli.rubric {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| GradeError::RubricUnreadable {
-                    path: path.clone(),
-                    source,
-                })?;
-            let loaded = if is_submission_rubric(&text) {
-                format!("{:?}", Submission::load(path)?)
-            } else {
-                format!("{:?}", Rubric::parse(&text, &path.display().to_string())?)
-            };
-            args.push("--rubric".into());
-            args.push(std::path::absolute(path).unwrap_or(path.clone()).into());
-            loaded
-        }
-        None => format!(
-            "{:?}\0{:?}",
-            Submission::builtin(),
-            Rubric::default_rubric()
-        ),
-    };
+    let rubric = rubric_identity(cli, &mut args)?;
     if let Some(only) = &cli.only {
         args.push("--only".into());
         args.push(only.join(",").into());
@@ -250,6 +217,33 @@ fn child_options(cli: &ClassCli) -> Result<(Vec<OsString>, String), GradeError> 
         cli.seed
     );
     Ok((args, key))
+}
+
+/// The rubric as loaded (its `--rubric` argument added to `args`): an edited rubric, not just
+/// another path, changes the inputs key.
+fn rubric_identity(cli: &ClassCli, args: &mut Vec<OsString>) -> Result<String, GradeError> {
+    Ok(match &cli.rubric {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| GradeError::RubricUnreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+            let loaded = if is_submission_rubric(&text) {
+                format!("{:?}", Submission::load(path)?)
+            } else {
+                format!("{:?}", Rubric::parse(&text, &path.display().to_string())?)
+            };
+            args.push("--rubric".into());
+            args.push(std::path::absolute(path).unwrap_or(path.clone()).into());
+            loaded
+        }
+        None => format!(
+            "{:?}\0{:?}",
+            Submission::builtin(),
+            Rubric::default_rubric()
+        ),
+    })
 }
 
 /// Options that only make sense with folders (or only with executables).

@@ -207,25 +207,7 @@ pub fn summarize(records: &[Record]) -> ClassSummary {
     }
     let checks = order
         .iter()
-        .map(|id| {
-            let (title, max_score) = titles[id].clone();
-            let cells = rows.iter().filter_map(|r| r.checks.get(id));
-            let graded = cells
-                .clone()
-                .filter(|c| matches!(c.status, Status::Pass | Status::Fail))
-                .count();
-            let passed = cells.filter(|c| c.status == Status::Pass).count();
-            let pass_rate = (graded > 0).then(|| passed as f64 / graded as f64);
-            CheckStats {
-                id: id.clone(),
-                title,
-                max_score,
-                graded,
-                passed,
-                pass_rate,
-                flagged: pass_rate.is_some_and(|p| p < FLAG_BELOW),
-            }
-        })
+        .map(|id| check_stats(id, &titles, &rows))
         .collect();
     ClassSummary {
         echograde: env!("CARGO_PKG_VERSION").to_string(),
@@ -234,6 +216,28 @@ pub fn summarize(records: &[Record]) -> ClassSummary {
         models,
         grading_time_s: crate::report::round2(grading_time_s),
         histogram,
+    }
+}
+
+/// How the class did on one check: of those graded on it, how many passed; flagged when
+/// fewer than [`FLAG_BELOW`] did.
+fn check_stats(id: &str, titles: &HashMap<String, (String, f64)>, rows: &[Row]) -> CheckStats {
+    let (title, max_score) = titles[id].clone();
+    let cells = rows.iter().filter_map(|r| r.checks.get(id));
+    let graded = cells
+        .clone()
+        .filter(|c| matches!(c.status, Status::Pass | Status::Fail))
+        .count();
+    let passed = cells.filter(|c| c.status == Status::Pass).count();
+    let pass_rate = (graded > 0).then(|| passed as f64 / graded as f64);
+    CheckStats {
+        id: id.to_string(),
+        title,
+        max_score,
+        graded,
+        passed,
+        pass_rate,
+        flagged: pass_rate.is_some_and(|p| p < FLAG_BELOW),
     }
 }
 

@@ -171,28 +171,11 @@ pub fn grade_class(run: &ClassRun) -> Result<Outcome, GradeError> {
         path: work.clone(),
         source,
     })?;
-    let grader = grader_identity();
     let exe = std::env::current_exe()
         .map_err(|e| GradeError::Internal(format!("cannot find the grade executable: {e}")))?;
     let mut outcome = Outcome::default();
-
     // What is already graded with these inputs is skipped.
-    let mut todo = Vec::new();
-    for (i, e) in run.entries.iter().enumerate() {
-        let key = inputs_key(run, &grader, e).map_err(|err| {
-            GradeError::Usage(format!(
-                "submission `{}` cannot be read: {err}",
-                e.path.display()
-            ))
-        })?;
-        let done = !run.force && read_record(&run.out, &e.stem).is_some_and(|r| r.key == key);
-        if done {
-            outcome.skipped += 1;
-            eprintln!("skipped {} (unchanged since its report)", shown(&e.name));
-        } else {
-            todo.push((i, key));
-        }
-    }
+    let todo = pending(run, &grader_identity(), &mut outcome)?;
     if todo.is_empty() {
         let _ = std::fs::remove_dir(&work);
         return Ok(outcome);
@@ -233,16 +216,7 @@ pub fn grade_class(run: &ClassRun) -> Result<Outcome, GradeError> {
         while i < running.len() {
             let r = &mut running[i];
             if stopping {
-                match r.signalled {
-                    None => {
-                        let _ = nix::sys::signal::killpg(pgid(&r.child), nix::sys::signal::SIGTERM);
-                        r.signalled = Some(Instant::now());
-                    }
-                    Some(t) if t.elapsed() > STOP_GRACE => {
-                        let _ = nix::sys::signal::killpg(pgid(&r.child), nix::sys::signal::SIGKILL);
-                    }
-                    Some(_) => {}
-                }
+                stop_gently(r);
             }
             match r.child.try_wait() {
                 Ok(Some(status)) => {
@@ -269,6 +243,47 @@ pub fn grade_class(run: &ClassRun) -> Result<Outcome, GradeError> {
     crate::supervise::kill_orphans();
     let _ = std::fs::remove_dir(&work);
     Ok(outcome)
+}
+
+/// The entries to grade, with their inputs keys; those already graded with the same inputs
+/// are counted as skipped.
+fn pending(
+    run: &ClassRun,
+    grader: &str,
+    outcome: &mut Outcome,
+) -> Result<Vec<(usize, String)>, GradeError> {
+    let mut todo = Vec::new();
+    for (i, e) in run.entries.iter().enumerate() {
+        let key = inputs_key(run, grader, e).map_err(|err| {
+            GradeError::Usage(format!(
+                "submission `{}` cannot be read: {err}",
+                e.path.display()
+            ))
+        })?;
+        let done = !run.force && read_record(&run.out, &e.stem).is_some_and(|r| r.key == key);
+        if done {
+            outcome.skipped += 1;
+            eprintln!("skipped {} (unchanged since its report)", shown(&e.name));
+        } else {
+            todo.push((i, key));
+        }
+    }
+    Ok(todo)
+}
+
+/// Ask a child grading to stop (SIGTERM to its process group: it tears its server down and
+/// exits), then, past [`STOP_GRACE`], kill the group.
+fn stop_gently(r: &mut Running) {
+    match r.signalled {
+        None => {
+            let _ = nix::sys::signal::killpg(pgid(&r.child), nix::sys::signal::SIGTERM);
+            r.signalled = Some(Instant::now());
+        }
+        Some(t) if t.elapsed() > STOP_GRACE => {
+            let _ = nix::sys::signal::killpg(pgid(&r.child), nix::sys::signal::SIGKILL);
+        }
+        Some(_) => {}
+    }
 }
 
 fn pgid(child: &Child) -> nix::unistd::Pid {

@@ -237,7 +237,18 @@ fn timeline(h: &mut String, t: &Timeline, id: &str) {
         "<figure>\n<svg class=\"timeline\" viewBox=\"0 0 {W} {height:.0}\" role=\"img\" aria-label=\"timeline of {}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
         esc(id)
     );
-    // Time axis.
+    axis(h, lo, dur, span, height, &x);
+    actions(h, t, height, &x);
+    lanes(h, t, lanes_top, dur, &x);
+    if has_chart {
+        process_chart(h, t, chart_top, &x);
+    }
+    h.push_str("</svg>\n");
+    let _ = writeln!(h, "<figcaption>{}</figcaption>\n</figure>", caption(t));
+}
+
+/// The time axis: a tick line through the drawing and its time, every `tick_step`.
+fn axis(h: &mut String, lo: f64, dur: f64, span: f64, height: f64, x: &dyn Fn(f64) -> f64) {
     let step = tick_step(span);
     let mut tick = (lo / step).ceil() * step;
     while tick <= dur + 0.5 {
@@ -251,8 +262,11 @@ fn timeline(h: &mut String, t: &Timeline, id: &str) {
         );
         tick += step;
     }
-    // The grader's actions: a line through every row, a word at the top (left out where it
-    // would run into the previous one; the line's tooltip still says it).
+}
+
+/// The grader's actions: a line through every row, a word at the top (left out where it
+/// would run into the previous one; the line's tooltip still says it).
+fn actions(h: &mut String, t: &Timeline, height: f64, x: &dyn Fn(f64) -> f64) {
     let mut words_end = f64::MIN;
     for a in &t.actions {
         let (color, word) = match a.kind {
@@ -291,7 +305,11 @@ fn timeline(h: &mut String, t: &Timeline, id: &str) {
             AXIS_H + 11.0
         );
     }
-    // A lane per client.
+}
+
+/// A lane per client, and a line counting the clients left undrawn.
+fn lanes(h: &mut String, t: &Timeline, lanes_top: f64, dur: f64, x: &dyn Fn(f64) -> f64) {
+    let more = t.clients_not_drawn > 0;
     for (i, lane) in t.lanes.iter().enumerate() {
         let y = lanes_top + i as f64 * LANE_H + LANE_H / 2.0;
         let mut label = lane.client.clone();
@@ -306,7 +324,7 @@ fn timeline(h: &mut String, t: &Timeline, id: &str) {
             y + 4.0,
             esc(&label)
         );
-        lane_marks(h, lane, dur, y, &x);
+        lane_marks(h, lane, dur, y, x);
         h.push_str("</g>\n");
     }
     if more {
@@ -317,11 +335,6 @@ fn timeline(h: &mut String, t: &Timeline, id: &str) {
             t.clients_not_drawn, t.max_lanes
         );
     }
-    if has_chart {
-        process_chart(h, t, chart_top, &x);
-    }
-    h.push_str("</svg>\n");
-    let _ = writeln!(h, "<figcaption>{}</figcaption>\n</figure>", caption(t));
 }
 
 /// The marks of one client's lane.
@@ -383,28 +396,16 @@ fn lane_marks(
         wait_bar(h, s, end, y, x, "never answered");
     }
     for e in ev {
-        let ex = x(e.t_ms);
-        let tip = format!(
-            "{} {} ms: {}{}",
-            lane.client,
-            num(e.t_ms),
-            kind_word(e.kind),
-            e.bytes.map(|b| format!(" ({b} bytes)")).unwrap_or_default()
-        );
-        let mark = match e.kind {
-            EventKind::Sent => format!("<path d=\"M{:.1} {:.1} l3.5 -6 l3.5 6 z\" fill=\"#0969da\"/>", ex - 3.5, y - 1.5),
-            EventKind::Received => format!("<path d=\"M{:.1} {:.1} l3.5 6 l3.5 -6 z\" fill=\"#1a7f37\"/>", ex - 3.5, y + 1.5),
-            EventKind::Close => format!("<rect class=\"close\" x=\"{:.1}\" y=\"{:.1}\" width=\"3\" height=\"14\" fill=\"#1f2328\"/>", ex - 1.5, y - 7.0),
-            EventKind::ClosedByServer => format!("<rect class=\"closed-by-server\" x=\"{:.1}\" y=\"{:.1}\" width=\"3\" height=\"14\" fill=\"#8250df\"/>", ex - 1.5, y - 7.0),
-            EventKind::Reset | EventKind::ResetByServer | EventKind::ConnectFailed | EventKind::Error | EventKind::Stalled => format!(
-                "<path d=\"M{0:.1} {1:.1} l9 10 M{2:.1} {1:.1} l-9 10\" stroke=\"#cf222e\" stroke-width=\"2.5\"/>",
-                ex - 4.5,
-                y - 5.0,
-                ex + 4.5
-            ),
-            EventKind::Connect | EventKind::Connected | EventKind::Waiting | EventKind::Answered => continue,
-        };
-        let _ = write!(h, "<g><title>{}</title>{mark}</g>", esc(&tip));
+        if let Some(mark) = event_mark(e.kind, x(e.t_ms), y) {
+            let tip = format!(
+                "{} {} ms: {}{}",
+                lane.client,
+                num(e.t_ms),
+                kind_word(e.kind),
+                e.bytes.map(|b| format!(" ({b} bytes)")).unwrap_or_default()
+            );
+            let _ = write!(h, "<g><title>{}</title>{mark}</g>", esc(&tip));
+        }
     }
     if end_ev.is_none() {
         let _ = write!(
@@ -416,6 +417,23 @@ fn lane_marks(
         );
     }
     h.push('\n');
+}
+
+/// The mark an event leaves on its lane at `ex` (none for the ones the lines already show).
+fn event_mark(kind: EventKind, ex: f64, y: f64) -> Option<String> {
+    Some(match kind {
+        EventKind::Sent => format!("<path d=\"M{:.1} {:.1} l3.5 -6 l3.5 6 z\" fill=\"#0969da\"/>", ex - 3.5, y - 1.5),
+        EventKind::Received => format!("<path d=\"M{:.1} {:.1} l3.5 6 l3.5 -6 z\" fill=\"#1a7f37\"/>", ex - 3.5, y + 1.5),
+        EventKind::Close => format!("<rect class=\"close\" x=\"{:.1}\" y=\"{:.1}\" width=\"3\" height=\"14\" fill=\"#1f2328\"/>", ex - 1.5, y - 7.0),
+        EventKind::ClosedByServer => format!("<rect class=\"closed-by-server\" x=\"{:.1}\" y=\"{:.1}\" width=\"3\" height=\"14\" fill=\"#8250df\"/>", ex - 1.5, y - 7.0),
+        EventKind::Reset | EventKind::ResetByServer | EventKind::ConnectFailed | EventKind::Error | EventKind::Stalled => format!(
+            "<path d=\"M{0:.1} {1:.1} l9 10 M{2:.1} {1:.1} l-9 10\" stroke=\"#cf222e\" stroke-width=\"2.5\"/>",
+            ex - 4.5,
+            y - 5.0,
+            ex + 4.5
+        ),
+        EventKind::Connect | EventKind::Connected | EventKind::Waiting | EventKind::Answered => return None,
+    })
 }
 
 fn wait_bar(h: &mut String, from: f64, to: f64, y: f64, x: &dyn Fn(f64) -> f64, how: &str) {

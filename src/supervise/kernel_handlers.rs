@@ -33,6 +33,43 @@ pub fn read(pid: i32, signals: &[i32], limit: Duration) -> Result<Vec<(i32, u64)
     if as_root && uid == 0 {
         return Err("the process runs as root".into());
     }
+    let mut cmd = gdb_reading_handlers(pid, nr, signals);
+    if as_root {
+        // std drops supplementary groups when root changes the child's ids.
+        cmd.uid(uid).gid(gid);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("gdb could not be started ({e})"))?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("gdb did not finish in time".into());
+            }
+        }
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(child.stdout.take().ok_or("no gdb output")?, 1 << 20),
+        &mut out,
+    )
+    .map_err(|e| format!("gdb's output could not be read ({e})"))?;
+    let found = parse_handlers(&out, signals);
+    if found.len() != signals.len() {
+        return Err("gdb did not print every handler".into());
+    }
+    Ok(found)
+}
+
+/// gdb, attached to `pid`, made to call rt_sigaction(sig, NULL, &old) in the process for each
+/// of `signals` and print the handler it reads (its own process group, a clean environment).
+fn gdb_reading_handlers(pid: i32, nr: u32, signals: &[i32]) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new("gdb");
     // The server may be in a mount namespace of its own: gdb would then read its files
     // through /proc/PID/root, which it may not; the paths are the same in the grader's.
@@ -61,33 +98,13 @@ pub fn read(pid: i32, signals: &[i32], limit: Duration) -> Result<Vec<(i32, u64)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .process_group(0);
-    if as_root {
-        // std drops supplementary groups when root changes the child's ids.
-        cmd.uid(uid).gid(gid);
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("gdb could not be started ({e})"))?;
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("gdb did not finish in time".into());
-            }
-        }
-    }
-    let mut out = String::new();
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(child.stdout.take().ok_or("no gdb output")?, 1 << 20),
-        &mut out,
-    )
-    .map_err(|e| format!("gdb's output could not be read ({e})"))?;
-    let found: Vec<(i32, u64)> = out
-        .lines()
+    cmd
+}
+
+/// The `echograde-handler SIG RESULT ADDR` lines gdb printed, for the signals asked about and
+/// calls that succeeded.
+fn parse_handlers(out: &str, signals: &[i32]) -> Vec<(i32, u64)> {
+    out.lines()
         .filter_map(|l| {
             let mut it = l.strip_prefix("echograde-handler ")?.split_whitespace();
             let sig = it.next()?.parse().ok()?;
@@ -97,11 +114,7 @@ pub fn read(pid: i32, signals: &[i32], limit: Duration) -> Result<Vec<(i32, u64)
             let addr = u64::from_str_radix(it.next()?, 16).ok()?;
             signals.contains(&sig).then_some((sig, addr))
         })
-        .collect();
-    if found.len() != signals.len() {
-        return Err("gdb did not print every handler".into());
-    }
-    Ok(found)
+        .collect()
 }
 
 /// The real uid and gid of a process, from /proc/PID/status.
