@@ -7,7 +7,9 @@
 #   scripts/screenshots.sh --readme
 #       grades fixtures/iterative.c (seed 42) and writes the README's pictures:
 #       docs/timeline-overlap.png (its page with concurrency.overlap alone: B waits until A
-#       leaves) and docs/student-page.png (the top of its page for four checks).
+#       leaves) and docs/student-page.png (the top of its page for four checks); then grades
+#       a small class of fixtures with `grade class` and writes docs/class-index.png (the
+#       TA's class page).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +47,16 @@ if [ "${1:-}" = "--readme" ]; then
     mkdir -p docs
     shot "$work/overlap.html" docs/timeline-overlap.png 1000x700
     shot "$work/page.html" docs/student-page.png 1000x1250
+    # A small class: correct servers of each model and a few classic bugs.
+    mkdir -p "$work/bin"
+    for f in ok_process ok_select ok_thread iterative proc_no_reap proc_leak_connfd \
+             thread_connfd_race upcase_fork; do
+        cc -O2 -Wall -pthread -I fixtures "fixtures/$f.c" fixtures/common.c -o "$work/bin/$f"
+    done
+    target/release/grade class --seed 42 --jobs 2 \
+        --only echo.basic,concurrency.overlap,zombies,leak.fd,race.connfd \
+        --out "$work/class" "$work"/bin/*
+    shot "$work/class/index.html" docs/class-index.png 1100x1300
     exit 0
 fi
 
