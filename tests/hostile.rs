@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use echograde::report::{CheckReport, Report, RunStatus, Status};
 use std::time::{Duration, Instant};
 
 /// What a grading may take beyond the bound its report states (the sum of its checks'
@@ -45,37 +46,37 @@ fn survive_bin(name: &str, bin: &std::path::Path, echoes: bool, max_share: f64) 
         }
         // grade_json also fails the test if anything of the run outlived grade (not the
         // started process, not its daemons), wherever the server ran from.
-        let (code, report, stderr) = grade_json(bin, &args);
+        let (code, report, stderr) = grade_report(bin, &args);
         let took = start.elapsed();
         assert_eq!(code, 0, "{name}: exit {code}: {stderr}");
-        let bound = Duration::from_secs_f64(report["bound_s"].as_f64().expect("bound_s"));
+        let bound = Duration::from_secs_f64(report.bound_s.expect("bound_s"));
         assert!(
             took < bound + OVERHEAD,
             "{name}: grading took {took:?}, its bound is {bound:?}"
         );
-        for c in report["checks"].as_array().unwrap() {
+        for c in report.entries().map(|e| e.check) {
             // Within the check's own bound (reports round to 10 ms).
+            let check_bound = c.bound_s.expect("a check's bound_s");
             assert!(
-                c["duration_s"].as_f64().unwrap() <= c["bound_s"].as_f64().unwrap() + 0.01,
-                "{name}: {} took {} s, its bound is {} s",
-                c["id"],
-                c["duration_s"],
-                c["bound_s"]
+                c.duration_s <= check_bound + 0.01,
+                "{name}: {} took {} s, its bound is {check_bound} s",
+                c.id,
+                c.duration_s,
             );
             assert!(
-                !c["feedback"].as_str().unwrap().starts_with("Not run"),
+                !c.feedback.starts_with("Not run"),
                 "{name}: {} was not run",
-                c["id"]
+                c.id
             );
         }
-        assert_eq!(report["status"], "graded", "{name}");
+        assert_eq!(report.status, RunStatus::Graded, "{name}");
         let checks = if repeat.is_none() { 6 } else { 15 };
         assert_eq!(
-            report["checks"].as_array().unwrap().len(),
+            report.entries().count(),
             checks,
             "{name}: every check reported"
         );
-        let share = report["score"].as_f64().unwrap() / report["max_score"].as_f64().unwrap();
+        let share = report.score / report.max_score;
         assert!(
             share <= max_share,
             "{name}: scored {share:.2} of the points, above {max_share}"
@@ -86,7 +87,7 @@ fn survive_bin(name: &str, bin: &std::path::Path, echoes: bool, max_share: f64) 
                 "{name}: a server that does not echo scored {share:.2} of the points"
             );
         }
-        let score = report["score"].as_f64().unwrap();
+        let score = report.score;
         eprintln!(
             "{name}: run {run}: score {score}, {:.1} s",
             took.as_secs_f64()
@@ -199,36 +200,26 @@ fn fork_bombs() {
     survive("fork_bomb", true, 0.8);
 }
 
-/// The check `id` of a report.
-fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id} in {report}"))
-}
-
 /// Grade only `signal.safety` (and echo.basic, so the server is seen to work): the server's
 /// handler calls printf, so whatever it does to the grader's view, the check must fail.
-fn signal_safety_of(name: &str) -> serde_json::Value {
+fn signal_safety_of(name: &str) -> CheckReport {
     let start = Instant::now();
-    let (code, report, stderr) = grade_json(
+    let (code, report, stderr) = grade_report(
         &fixture(&format!("hostile/{name}")),
         &["--only", "echo.basic,signal.safety"],
     );
     assert_eq!(code, 0, "{name}: {stderr}");
-    let bound = report["bound_s"].as_f64().unwrap() + OVERHEAD.as_secs_f64();
+    let bound = report.bound_s.unwrap() + OVERHEAD.as_secs_f64();
     assert!(
         start.elapsed().as_secs_f64() <= bound,
         "{name}: took {:?}, beyond its bound",
         start.elapsed()
     );
-    assert_eq!(report["status"], "graded", "{name}");
-    assert_eq!(check(&report, "echo.basic")["status"], "pass", "{name}");
-    let c = check(&report, "signal.safety").clone();
-    assert_eq!(c["status"], "fail", "{name}: {c}");
-    assert_eq!(c["score"], 0.0, "{name}: {c}");
+    assert_eq!(report.status, RunStatus::Graded, "{name}");
+    assert_eq!(entry(&report, "echo.basic").status, Status::Pass, "{name}");
+    let c = entry(&report, "signal.safety").clone();
+    assert_eq!(c.status, Status::Fail, "{name}: {c:?}");
+    assert_eq!(c.score, 0.0, "{name}: {c:?}");
     c
 }
 
@@ -238,14 +229,14 @@ fn signal_safety_of(name: &str) -> serde_json::Value {
 #[test]
 fn printf_in_a_handler_fails_even_with_garbage_in_the_shim_log() {
     let c = signal_safety_of("sigsafety_bad_log");
-    let fb = c["feedback"].as_str().unwrap();
+    let fb = &c.feedback;
     assert!(fb.contains("printf"), "the unsafe call is named: {fb}");
 }
 
 #[test]
 fn printf_in_a_handler_fails_when_the_server_drops_ld_preload_and_reexecs() {
     let c = signal_safety_of("sigsafety_reexec");
-    let fb = c["feedback"].as_str().unwrap();
+    let fb = &c.feedback;
     assert!(
         fb.contains("not loaded in the process that serves") && fb.contains("LD_PRELOAD"),
         "says in words why it could not check: {fb}"
@@ -258,22 +249,18 @@ fn printf_in_a_handler_fails_when_the_server_drops_ld_preload_and_reexecs() {
 #[test]
 fn a_tree_of_processes_full_of_descriptors_cannot_push_the_run_past_its_bound() {
     let start = Instant::now();
-    let (code, report, stderr) = grade_json(&fixture("hostile/fd_swarm"), &[]);
+    let (code, report, stderr) = grade_report(&fixture("hostile/fd_swarm"), &[]);
     let took = start.elapsed();
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(report["status"], "graded");
-    let bound = report["bound_s"].as_f64().unwrap();
+    assert_eq!(report.status, RunStatus::Graded);
+    let bound = report.bound_s.unwrap();
     assert!(
         took.as_secs_f64() <= bound + OVERHEAD.as_secs_f64(),
         "grading took {took:?}, its bound is {bound} s"
     );
     // Bounded reading does not buy a pass: the 300 children do hold the listening socket.
-    assert_eq!(
-        check(&report, "leak.listenfd")["status"],
-        "fail",
-        "{}",
-        check(&report, "leak.listenfd")
-    );
+    let c = entry(&report, "leak.listenfd");
+    assert_eq!(c.status, Status::Fail, "{c:?}");
 }
 
 /// A well-formed forged `install` line naming a FIFO as the handler's module: a grader that
@@ -282,7 +269,7 @@ fn a_tree_of_processes_full_of_descriptors_cannot_push_the_run_past_its_bound() 
 #[test]
 fn printf_in_a_handler_fails_in_bounded_time_when_the_log_names_a_fifo() {
     let c = signal_safety_of("sigsafety_fifo_log");
-    let fb = c["feedback"].as_str().unwrap();
+    let fb = &c.feedback;
     assert!(fb.contains("printf"), "the unsafe call is named: {fb}");
 }
 
@@ -301,7 +288,7 @@ fn printf_in_a_handler_installed_behind_the_shim_with_a_forged_record_fails() {
         return;
     }
     let c = signal_safety_of("sigsafety_forged_install");
-    let fb = c["feedback"].as_str().unwrap();
+    let fb = &c.feedback;
     assert!(
         fb.contains("SIGCHLD") && fb.contains("could not observe"),
         "says which handler it could not observe: {fb}"
@@ -331,16 +318,12 @@ fn spawn_grade_in(tmpdir: &std::path::Path, args: &[&str], server: &std::path::P
 }
 
 /// The report of a finished grading, with nothing of it left running.
-fn finish(run: Contained, what: &str) -> serde_json::Value {
+fn finish(run: Contained, what: &str) -> Report {
     let (out, leftovers) = run.wait_with_output();
     assert_nothing_left(&leftovers, what);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
+    report_of(&out.stdout, &format!("{what}: {stderr}"))
 }
 
 /// Two gradings side by side, as root: one student's server spies on everything outside its
@@ -391,15 +374,17 @@ fn two_gradings_side_by_side_cannot_reach_each_others_files_or_processes() {
     let good_report = finish(graded, "the correct server's grading");
     let spy_report = finish(spying, "the spy's grading");
     assert_eq!(
-        good_report["score"], good_report["max_score"],
-        "the correct server lost points beside the spy: {good_report}"
+        good_report.score, good_report.max_score,
+        "the correct server lost points beside the spy: {good_report:?}"
     );
     assert_eq!(
-        spy_report["score"], spy_report["max_score"],
-        "the spy reached something of the other grading: {spy_report}"
+        spy_report.score, spy_report.max_score,
+        "the spy reached something of the other grading: {spy_report:?}"
     );
+    let user = |r: &Report| r.parts[0].server.containment["user"].clone();
     assert_ne!(
-        good_report["server"]["containment"]["user"], spy_report["server"]["containment"]["user"],
+        user(&good_report),
+        user(&spy_report),
         "the two gradings ran student code as one user"
     );
 }
@@ -418,20 +403,21 @@ fn gdb_attaches_to_a_stuck_server_as_the_servers_own_user() {
         eprintln!("skipped: gdb is not installed");
         return;
     }
-    let (code, report, stderr) = grade_json(
+    let (code, report, stderr) = grade_report(
         &fixture("hostile/tracer_uid"),
         &["--only", "liveness.churn"],
     );
     assert_eq!(code, 0, "{stderr}");
-    let c = check(&report, "liveness.churn");
-    assert_eq!(c["status"], "fail", "the server stops serving: {c}");
-    let tail = c["server_output"]["stderr_tail"]
-        .as_str()
-        .unwrap_or_default();
+    let c = entry(&report, "liveness.churn");
+    assert_eq!(c.status, Status::Fail, "the server stops serving: {c:?}");
+    let tail = c
+        .server_output
+        .as_ref()
+        .map_or("", |o| o.stderr_tail.as_str());
     let line = tail
         .lines()
         .find(|l| l.starts_with("tracer uid"))
-        .unwrap_or_else(|| panic!("the server saw no tracer: {c}"));
+        .unwrap_or_else(|| panic!("the server saw no tracer: {c:?}"));
     let ids: Vec<i64> = line
         .split(|ch: char| !ch.is_ascii_digit())
         .filter_map(|n| n.parse().ok())

@@ -10,6 +10,8 @@
 use super::{common::*, in_range, Cx, Outcome};
 use crate::client::{payload, RunLimits, Session, Step, Swarm};
 use crate::inspect::{tasks::task_snapshots, Pid, TaskSnapshot};
+use crate::supervise::Server;
+use rand_chacha::ChaCha8Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -57,11 +59,35 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     }
     let t = cx.timing;
     let mut rng = cx.rng.clone();
-    let budget = t.scaled(p.seconds);
     let srv = match cx.start() {
         Ok(s) => s,
         Err(o) => return o,
     };
+    let (done, stuck, churn_s) = churn(srv, &mut rng, p, t);
+    let fresh = if stuck.is_none() { Some(probe(srv, &mut rng, "fresh", t.serve)) } else { None };
+    if stuck.is_none() && fresh.as_ref().is_some_and(|s| s.served()) {
+        return judge(Seen::Served { done, churn_s });
+    }
+    let what = stuck.unwrap_or_else(|| {
+        format!("after {done} connections a fresh client {}", describe(fresh.as_ref().expect("probed"), t.serve))
+    });
+    if let Some(death) = death_note(srv) {
+        return judge(Seen::Died { done, what, death });
+    }
+    let others: Vec<Pid> = other_processes(srv).iter().filter(|p| !p.is_zombie()).map(|p| p.pid).collect();
+    let (diagnosis, tasks) = diagnose(srv.main_pid, &others);
+    // It may have died while it was being looked at: then that is what happened.
+    if let Some(death) = death_note(srv) {
+        return judge(Seen::Died { done, what, death });
+    }
+    judge(Seen::Hung { done, churn_s, what, diagnosis, tasks })
+}
+
+/// Groups of `p.clients` short connections, one group after another, until `p.connections`
+/// were served, the time budget ran out or a connection was not served. Returns the
+/// connections served, how the unserved one fared (in words) and the seconds it took.
+fn churn(srv: &Server, rng: &mut ChaCha8Rng, p: &Params, t: crate::timing::Timing) -> (u32, Option<String>, f64) {
+    let budget = t.scaled(p.seconds);
     let start = Instant::now();
     let mut done = 0u32;
     let mut stuck: Option<String> = None;
@@ -70,7 +96,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         let mut swarm = Swarm::new(srv.addr());
         for i in 0..n {
             let label = format!("c{}", done + i);
-            let line = payload::tagged_line(&mut rng, &label);
+            let line = payload::tagged_line(rng, &label);
             swarm.add(Session::new(label, vec![Step::Send(line), Step::Expect, Step::Close]).judging_replies());
         }
         swarm.run(RunLimits::both(t.serve), |_| false);
@@ -80,41 +106,54 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         }
         done += n;
     }
-    let churn_s = start.elapsed().as_secs_f64();
-    let fresh = if stuck.is_none() { Some(probe(srv, &mut rng, "fresh", t.serve)) } else { None };
-    if stuck.is_none() && fresh.as_ref().is_some_and(|s| s.served()) {
-        return Outcome::pass(
-            format!("Served {done} connections in {churn_s:.1} s of churn, then a fresh client."),
-            json!({ "connections": done, "churn_s": churn_s }),
-        );
-    }
-    let what = stuck.unwrap_or_else(|| {
-        format!("after {done} connections a fresh client {}", describe(fresh.as_ref().expect("probed"), t.serve))
-    });
-    if let Some(d) = death_note(srv) {
-        return Outcome::fail(0.0, format!("The server stopped serving: {what}. {d}"), json!({ "connections_served": done }));
-    }
-    let (diag, ev_tasks) = diagnose(srv.main_pid, &other_processes(srv).iter().filter(|p| !p.is_zombie()).map(|p| p.pid).collect::<Vec<_>>());
-    // It may have died while it was being looked at: then that is what happened.
-    if let Some(d) = death_note(srv) {
-        return Outcome::fail(0.0, format!("The server stopped serving: {what}. {d}"), json!({ "connections_served": done }));
-    }
-    let mut fb = format!("The server stopped serving after {done} connections: {what}.");
-    fb.push(' ');
-    fb.push_str(&diag.summary);
-    let mut ev = json!({
-        "connections_served": done,
-        "churn_s": churn_s,
-        "tasks": ev_tasks,
-        "cpu_frozen": diag.cpu_frozen,
-    });
-    if let Some(bt) = diag.backtrace {
-        ev["gdb_backtrace"] = Value::String(bt);
-    }
-    Outcome::fail(0.0, fb, ev)
+    (done, stuck, start.elapsed().as_secs_f64())
 }
 
-struct Diagnosis {
+/// What the churn saw; `done`: the connections served, `what`: how the serving stopped.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// Every connection was served, then a fresh client.
+    Served { done: u32, churn_s: f64 },
+    /// The server stopped serving and its process died (`death`, in words).
+    Died { done: u32, what: String, death: String },
+    /// The server stopped serving and is alive: what its threads were doing.
+    Hung { done: u32, churn_s: f64, what: String, diagnosis: Diagnosis, tasks: Value },
+}
+
+/// The verdict from what the churn saw.
+pub(crate) fn judge(seen: Seen) -> Outcome {
+    match seen {
+        Seen::Served { done, churn_s } => Outcome::pass(
+            format!("Served {done} connections in {churn_s:.1} s of churn, then a fresh client."),
+            json!({ "connections": done, "churn_s": churn_s }),
+        ),
+        Seen::Died { done, what, death } => Outcome::fail(
+            0.0,
+            format!("The server stopped serving: {what}. {death}"),
+            json!({ "connections_served": done }),
+        ),
+        Seen::Hung { done, churn_s, what, diagnosis, tasks } => {
+            let mut fb = format!("The server stopped serving after {done} connections: {what}.");
+            fb.push(' ');
+            fb.push_str(&diagnosis.summary);
+            let mut ev = json!({
+                "connections_served": done,
+                "churn_s": churn_s,
+                "tasks": tasks,
+                "cpu_frozen": diagnosis.cpu_frozen,
+            });
+            if let Some(bt) = diagnosis.backtrace {
+                ev["gdb_backtrace"] = Value::String(bt);
+            }
+            Outcome::fail(0.0, fb, ev)
+        }
+    }
+}
+
+/// What a hung server's threads were doing.
+#[derive(Debug)]
+pub(crate) struct Diagnosis {
+    /// The kind of hang, in words (see [`name_hang`]).
     summary: String,
     cpu_frozen: bool,
     backtrace: Option<String>,
@@ -133,13 +172,24 @@ fn diagnose(main: Pid, others: &[Pid]) -> (Diagnosis, Value) {
         all.extend(task_snapshots(p));
     }
     let backtrace = gdb_backtrace(main);
-    let handler_deadlock = second.len() == 1
-        && second[0].syscall == "futex"
-        && !second[0].blocked_signals.is_empty()
+    let summary = name_hang(&second, cpu_frozen, backtrace.as_deref());
+    let tasks = serde_json::to_value(&all).unwrap_or(Value::Null);
+    (Diagnosis { summary, cpu_frozen, backtrace }, tasks)
+}
+
+/// The kind of hang, from the listening process's threads (`threads`, read after a moment),
+/// whether its CPU time moved over that moment, and a gdb backtrace where one was taken.
+///
+/// A deadlock is named only on its evidence: every thread waiting on a lock (futex) with
+/// frozen CPU time; the handler deadlock needs a lone thread in futex with signals blocked
+/// (the kernel blocks the signal being handled).
+pub(crate) fn name_hang(threads: &[TaskSnapshot], cpu_frozen: bool, backtrace: Option<&str>) -> String {
+    let handler_deadlock = threads.len() == 1
+        && threads[0].syscall == "futex"
+        && !threads[0].blocked_signals.is_empty()
         && cpu_frozen;
-    let bt_names = backtrace.as_deref().map(signal_frames).unwrap_or_default();
-    let summary = if handler_deadlock {
-        let sigs = second[0].blocked_signals.join(", ");
+    if handler_deadlock {
+        let sigs = threads[0].blocked_signals.join(", ");
         let mut s = format!(
             "Its only thread waits in futex (a lock) with {sigs} blocked and uses no CPU: it is \
              deadlocked inside its own signal handler. The handler called a function that takes \
@@ -148,11 +198,12 @@ fn diagnose(main: Pid, others: &[Pid]) -> (Diagnosis, Value) {
              a handler (write, waitpid, _exit; see signal-safety(7)), or set a flag and do the \
              work in the main loop."
         );
+        let bt_names = backtrace.map(signal_frames).unwrap_or_default();
         if !bt_names.is_empty() {
             s.push_str(&format!(" gdb shows: {bt_names}."));
         }
         s
-    } else if !second.is_empty() && second.iter().all(|t| t.syscall == "futex") && cpu_frozen {
+    } else if !threads.is_empty() && threads.iter().all(|t| t.syscall == "futex") && cpu_frozen {
         "Every one of its threads waits on a lock (futex) and it uses no CPU: a deadlock, \
          between threads or in a signal handler."
             .into()
@@ -163,11 +214,9 @@ fn diagnose(main: Pid, others: &[Pid]) -> (Diagnosis, Value) {
     } else {
         format!(
             "Its CPU time did not move while it did not answer; its threads were waiting in: {}.",
-            where_threads_wait(&second)
+            where_threads_wait(threads)
         )
-    };
-    let tasks = serde_json::to_value(&all).unwrap_or(Value::Null);
-    (Diagnosis { summary, cpu_frozen, backtrace }, tasks)
+    }
 }
 
 /// "accept (thread 12), futex (8 threads)": where a process's threads wait, grouped.
@@ -260,4 +309,112 @@ fn gdb_backtrace(pid: Pid) -> Option<String> {
     std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
     let frames: Vec<&str> = out.lines().filter(|l| l.starts_with('#') || l.starts_with("Thread")).take(40).collect();
     (!frames.is_empty()).then(|| frames.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn thread(tid: Pid, syscall: &str, blocked: &[&str]) -> TaskSnapshot {
+        TaskSnapshot {
+            pid: 100,
+            tid,
+            comm: "server".into(),
+            state: "S".into(),
+            wchan: "futex_wait_queue".into(),
+            syscall: syscall.into(),
+            syscall_raw: String::new(),
+            arg0: None,
+            blocked_signals: blocked.iter().map(|s| s.to_string()).collect(),
+            cpu_ticks: 7,
+        }
+    }
+
+    const BT: &str = "Thread 1 (process 100):\n\
+        #0  0x00007f in __lll_lock_wait_private () from libc.so.6\n\
+        #1  0x00007f in printf () from libc.so.6\n\
+        #2  0x000055 in sigchld_handler (sig=17) at server.c:12\n\
+        #3  <signal handler called>\n\
+        #4  0x00007f in malloc () from libc.so.6\n";
+
+    #[test]
+    fn a_lone_futex_thread_with_the_signal_blocked_is_a_handler_deadlock() {
+        let s = name_hang(&[thread(100, "futex", &["SIGCHLD"])], true, Some(BT));
+        assert!(s.contains("with SIGCHLD blocked"), "{s}");
+        assert!(s.contains("deadlocked inside its own signal handler"), "{s}");
+        assert!(s.contains("gdb shows: __lll_lock_wait_private <- printf <- sigchld_handler <- <signal handler called> <- malloc."), "{s}");
+        let without_gdb = name_hang(&[thread(100, "futex", &["SIGCHLD"])], true, None);
+        assert!(!without_gdb.contains("gdb shows"), "{without_gdb}");
+    }
+
+    #[test]
+    fn every_thread_on_a_lock_with_frozen_cpu_is_a_deadlock() {
+        let s = name_hang(&[thread(100, "futex", &[]), thread(101, "futex", &[])], true, None);
+        assert!(s.starts_with("Every one of its threads waits on a lock"), "{s}");
+        assert!(s.contains("a deadlock"));
+    }
+
+    #[test]
+    fn no_deadlock_is_named_when_a_thread_waits_elsewhere() {
+        let s = name_hang(&[thread(100, "accept", &[]), thread(101, "futex", &[]), thread(102, "futex", &[])], true, None);
+        assert!(!s.contains("deadlock"), "{s}");
+        assert_eq!(s, "Its CPU time did not move while it did not answer; its threads were waiting in: accept (thread 100), futex (2 threads).");
+    }
+
+    #[test]
+    fn no_deadlock_is_named_while_the_cpu_time_moves() {
+        let s = name_hang(&[thread(100, "futex", &["SIGCHLD"])], false, Some(BT));
+        assert!(!s.contains("deadlock"), "{s}");
+        assert!(s.contains("it is busy somewhere"), "{s}");
+    }
+
+    #[test]
+    fn a_lone_futex_thread_without_blocked_signals_is_no_handler_deadlock() {
+        let s = name_hang(&[thread(100, "futex", &[])], true, None);
+        assert!(!s.contains("signal handler. The handler"), "{s}");
+        assert!(s.starts_with("Every one of its threads waits on a lock"), "{s}");
+    }
+
+    #[test]
+    fn threads_with_no_syscall_are_placed_by_wchan_or_as_running() {
+        let mut t = thread(100, "-1", &[]);
+        assert_eq!(where_threads_wait(std::slice::from_ref(&t)), "futex_wait_queue (thread 100)");
+        t.wchan.clear();
+        assert_eq!(where_threads_wait(&[t]), "running (thread 100)");
+    }
+
+    #[test]
+    fn served_churn_passes_and_a_death_is_told_as_the_cause() {
+        let o = judge(Seen::Served { done: 2000, churn_s: 1.26 });
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.feedback, "Served 2000 connections in 1.3 s of churn, then a fresh client.");
+        let o = judge(Seen::Died {
+            done: 40,
+            what: "connection c40 could not connect: refused".into(),
+            death: "The server process was killed by SIGSEGV during this check.".into(),
+        });
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(
+            o.feedback,
+            "The server stopped serving: connection c40 could not connect: refused. The server process was killed by SIGSEGV during this check."
+        );
+        assert!(!o.feedback.contains("deadlock"));
+    }
+
+    #[test]
+    fn a_hang_reports_the_diagnosis_and_its_evidence() {
+        let diagnosis = Diagnosis {
+            summary: name_hang(&[thread(100, "futex", &["SIGCHLD"])], true, None),
+            cpu_frozen: true,
+            backtrace: Some(BT.into()),
+        };
+        let what = "connection c7 waited 2.0 s and got no complete echo (0 of 20 bytes came back)".to_string();
+        let o = judge(Seen::Hung { done: 7, churn_s: 0.4, what, diagnosis, tasks: json!([]) });
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.starts_with("The server stopped serving after 7 connections: connection c7 waited"), "{}", o.feedback);
+        assert!(o.feedback.contains("came back). Its only thread waits in futex"), "{}", o.feedback);
+        assert_eq!(o.evidence["cpu_frozen"], true);
+        assert_eq!(o.evidence["gdb_backtrace"], BT);
+    }
 }

@@ -59,36 +59,146 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     swarm.add(Session::new("client", steps));
     swarm.run(RunLimits { idle: t.serve, overall: t.serve * 4 }, |_| false);
     let s = &swarm.sessions[0];
-    // Lines fully and correctly echoed.
+    let lens: Vec<usize> = lines.iter().map(Vec::len).collect();
+    let mut seen = Seen {
+        lines_sent: lines.len(),
+        lines_echoed: lines_echoed(&lens, s.echoed, s.mismatch.as_ref().map(|m| m.offset)),
+        session_ok: s.ok(),
+        bytes_sent: s.sent,
+        bytes_echoed: s.echoed,
+        slowest_echo_ms: s.expect_waits.iter().max().copied().unwrap_or_default().as_millis() as u64,
+        client: String::new(),
+        death: None,
+    };
+    if !seen.all_back() {
+        seen.client = describe(s, t.serve);
+        seen.death = death_note(srv);
+    }
+    judge(&seen)
+}
+
+/// How many of the lines (of these lengths, sent one after another) came back whole and
+/// right, given the bytes echoed and the offset of the first wrong byte, if any.
+fn lines_echoed(lens: &[usize], echoed: u64, mismatch_at: Option<u64>) -> usize {
     let mut good = 0usize;
     let mut off = 0u64;
-    for l in &lines {
-        off += l.len() as u64;
-        if s.echoed >= off && s.mismatch.as_ref().is_none_or(|m| m.offset >= off) {
+    for &len in lens {
+        off += len as u64;
+        if echoed >= off && mismatch_at.is_none_or(|m| m >= off) {
             good += 1;
         }
     }
-    let max_wait = s.expect_waits.iter().max().copied().unwrap_or_default();
+    good
+}
+
+/// What the client saw.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub lines_sent: usize,
+    /// Lines that came back whole and byte-exact.
+    pub lines_echoed: usize,
+    /// Whether the client's session ended without a fault.
+    pub session_ok: bool,
+    pub bytes_sent: u64,
+    pub bytes_echoed: u64,
+    pub slowest_echo_ms: u64,
+    /// What happened to the client, in words (asked only when a line did not come back).
+    pub client: String,
+    /// How the server died, if it did (asked only when a line did not come back).
+    pub death: Option<String>,
+}
+
+impl Seen {
+    fn all_back(&self) -> bool {
+        self.session_ok && self.lines_echoed == self.lines_sent
+    }
+}
+
+/// The verdict from what the client saw: points for the share of lines echoed.
+pub(crate) fn judge(seen: &Seen) -> Outcome {
     let ev = json!({
-        "lines_sent": lines.len(),
-        "lines_echoed": good,
-        "bytes_sent": s.sent,
-        "bytes_echoed": s.echoed,
-        "slowest_echo_ms": max_wait.as_millis() as u64,
+        "lines_sent": seen.lines_sent,
+        "lines_echoed": seen.lines_echoed,
+        "bytes_sent": seen.bytes_sent,
+        "bytes_echoed": seen.bytes_echoed,
+        "slowest_echo_ms": seen.slowest_echo_ms,
     });
-    if s.ok() && good == lines.len() {
-        return Outcome::pass(format!("All {} lines came back exactly.", lines.len()), ev);
+    if seen.all_back() {
+        return Outcome::pass(format!("All {} lines came back exactly.", seen.lines_sent), ev);
     }
     let mut fb = format!(
         "Line {} of {} did not come back right: the client {}.",
-        good + 1,
-        lines.len(),
-        describe(s, t.serve)
+        seen.lines_echoed + 1,
+        seen.lines_sent,
+        seen.client
     );
-    if let Some(n) = death_note(srv) {
+    if let Some(n) = &seen.death {
         fb.push(' ');
-        fb.push_str(&n);
+        fb.push_str(n);
     }
     fb.push_str(" An echo server must write back every byte it reads, in order.");
-    Outcome::fail(good as f64 / lines.len() as f64, fb, ev)
+    Outcome::fail(seen.lines_echoed as f64 / seen.lines_sent as f64, fb, ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn seen(sent: usize, echoed: usize, ok: bool, death: Option<&str>) -> Seen {
+        Seen {
+            lines_sent: sent,
+            lines_echoed: echoed,
+            session_ok: ok,
+            bytes_sent: 400,
+            bytes_echoed: 120,
+            slowest_echo_ms: 3,
+            client: "waited 2.0 s and got no complete echo (120 of 400 bytes came back)".into(),
+            death: death.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn every_line_back_passes_with_full_points() {
+        let o = judge(&seen(10, 10, true, None));
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.fraction, 1.0);
+        assert_eq!(o.feedback, "All 10 lines came back exactly.");
+        assert_eq!(o.evidence["slowest_echo_ms"], 3);
+    }
+
+    #[test]
+    fn a_missing_line_names_it_and_earns_the_share_echoed() {
+        let o = judge(&seen(10, 3, false, None));
+        assert_eq!(o.status, Status::Fail);
+        assert!((o.fraction - 0.3).abs() < 1e-9);
+        assert!(o.feedback.starts_with("Line 4 of 10 did not come back right: the client waited 2.0 s"), "{}", o.feedback);
+        assert!(o.feedback.ends_with("write back every byte it reads, in order."));
+        assert!(!o.feedback.contains("server process"), "no death without one: {}", o.feedback);
+    }
+
+    #[test]
+    fn a_fault_after_the_last_line_still_fails() {
+        // Every line came back, then the client saw a fault (extra bytes, a reset).
+        let o = judge(&seen(10, 10, false, None));
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("the client waited 2.0 s"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn a_death_is_told_between_what_the_client_saw_and_the_advice() {
+        let o = judge(&seen(10, 0, false, Some("The server process was killed by SIGSEGV during this check.")));
+        assert_eq!(o.fraction, 0.0);
+        assert!(o.feedback.contains("came back). The server process was killed by SIGSEGV during this check. An echo"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn lines_count_up_to_the_first_wrong_byte_or_the_last_byte_echoed() {
+        let lens = [5, 5, 5];
+        assert_eq!(lines_echoed(&lens, 15, None), 3);
+        assert_eq!(lines_echoed(&lens, 14, None), 2);
+        assert_eq!(lines_echoed(&lens, 15, Some(7)), 1);
+        assert_eq!(lines_echoed(&lens, 15, Some(10)), 2, "a wrong byte just after line 2 spares it");
+        assert_eq!(lines_echoed(&lens, 0, None), 0);
+    }
 }

@@ -99,37 +99,68 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
-    let (wait1, streamed1, a_bytes) = round(srv, &mut rng, t, stream);
+    let (b_wait, streamed, a_bytes) = round(srv, &mut rng, t, stream);
+    let mut seen = Seen { first: Round { b_wait, streamed }, a_bytes, death: None, second: None };
+    if !seen.b_prompt(t.serve) {
+        seen.death = death_note(srv);
+        // Confirm with a stream half as long: a starved client's wait follows the stream. (When
+        // B got nothing at all, a second round would show nothing more.)
+        if seen.death.is_none() && b_wait.is_some() {
+            let (b_wait, streamed, _) = round(srv, &mut rng, t, stream / 2);
+            seen.second = Some(Round { b_wait, streamed });
+        }
+    }
+    judge(&seen, t.serve, model)
+}
+
+/// One round as B saw it: how long it waited for its echo (None: in vain) while A streamed
+/// for `streamed`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Round {
+    pub b_wait: Option<Duration>,
+    pub streamed: Duration,
+}
+
+/// What the two clients saw.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub first: Round,
+    /// Bytes A got back during the first round.
+    pub a_bytes: u64,
+    /// How the server died, if it did (asked only when B was late).
+    pub death: Option<String>,
+    /// The round with a stream half as long, run only when B was late but served.
+    pub second: Option<Round>,
+}
+
+impl Seen {
+    fn b_prompt(&self, serve: Duration) -> bool {
+        self.first.b_wait.is_some_and(|w| w < serve)
+    }
+}
+
+/// The verdict from B's waits (`serve`: how long B may take) and the server's model, for
+/// advice. Starvation is claimed only when A was answered, and event-loop advice is given
+/// only to an event server.
+pub(crate) fn judge(seen: &Seen, serve: Duration, model: Model) -> Outcome {
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
-    if let Some(w) = wait1.filter(|w| *w < t.serve) {
+    let (wait1, streamed1, a_bytes) = (seen.first.b_wait, seen.first.streamed, seen.a_bytes);
+    if let Some(w) = wait1.filter(|_| seen.b_prompt(serve)) {
         return Outcome::pass(
             format!("B's line came back in {} ms while A streamed.", w.as_millis()),
             json!({ "b_latency_ms": w.as_millis() as u64, "a_bytes_answered": a_bytes }),
         );
     }
-    if let Some(d) = death_note(srv) {
+    if let Some(d) = &seen.death {
         return Outcome::fail(0.0, format!("The server stopped during the stream. {d}"), json!({ "b_latency_ms": ms(wait1) }));
     }
-    // Confirm with a stream half as long: a starved client's wait follows the stream. (When B
-    // got nothing at all, a second round would show nothing more.)
-    let (wait2, streamed2) = match wait1 {
-        Some(_) => {
-            let (w, s, _) = round(srv, &mut rng, t, stream / 2);
-            (w, s)
-        }
-        None => (None, Duration::ZERO),
-    };
+    let Round { b_wait: wait2, streamed: streamed2 } = seen.second.unwrap_or_default();
     let ev = json!({
         "round1": { "a_streamed_ms": streamed1.as_millis() as u64, "b_latency_ms": ms(wait1) },
         "round2": { "a_streamed_ms": streamed2.as_millis() as u64, "b_latency_ms": ms(wait2) },
         "a_bytes_answered_round1": a_bytes,
     });
     let show = |w: Option<Duration>| w.map_or("in vain".to_string(), |w| format!("{:.2} s", w.as_secs_f64()));
-    let comparison = if wait1.is_some() {
-        format!("; with a {:.1} s stream B waited {}. B is served only when A pauses", streamed2.as_secs_f64(), show(wait2))
-    } else {
-        String::from(". B was not served while A was connected")
-    };
     if a_bytes == 0 {
         let fb = format!(
             "Neither client was answered: A streamed for {:.1} s and got no bytes back, and B \
@@ -140,6 +171,11 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         );
         return Outcome::fail(0.0, fb, ev);
     }
+    let comparison = if wait1.is_some() {
+        format!("; with a {:.1} s stream B waited {}. B is served only when A pauses", streamed2.as_secs_f64(), show(wait2))
+    } else {
+        String::from(". B was not served while A was connected")
+    };
     let mut fb = format!(
         "While client A streamed data and was answered ({a_bytes} bytes came back to it), client \
          B waited {} for its one line (A streamed {:.1} s){comparison}: the server keeps serving \
@@ -147,17 +183,108 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         show(wait1),
         streamed1.as_secs_f64(),
     );
+    fb.push_str(advice(model));
+    Outcome::fail(0.0, fb, ev)
+}
+
+/// What to change, for the server's model ("" where there is nothing specific to say).
+fn advice(model: Model) -> &'static str {
     match model {
-        Model::Event => fb.push_str(
+        Model::Event => {
             " In an event loop, serve every ready client each turn, doing a bounded amount of \
              work for each (one read of at most a buffer), instead of looping on one client until \
-             it has no more data or always taking the first ready descriptor.",
-        ),
-        Model::Iterative => fb.push_str(
+             it has no more data or always taking the first ready descriptor."
+        }
+        Model::Iterative => {
             " The server serves one client at a time (see concurrency.overlap), so B waits for \
-             as long as A stays.",
-        ),
-        _ => {}
+             as long as A stays."
+        }
+        _ => "",
     }
-    Outcome::fail(0.0, fb, ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    const SERVE: Duration = Duration::from_secs(2);
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn starved(a_bytes: u64) -> Seen {
+        Seen {
+            first: Round { b_wait: Some(secs(2.9)), streamed: secs(3.0) },
+            a_bytes,
+            death: None,
+            second: Some(Round { b_wait: Some(secs(1.45)), streamed: secs(1.5) }),
+        }
+    }
+
+    #[test]
+    fn a_prompt_b_passes() {
+        let seen = Seen { first: Round { b_wait: Some(secs(0.004)), streamed: secs(3.0) }, a_bytes: 1 << 20, death: None, second: None };
+        let o = judge(&seen, SERVE, Model::Event);
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.feedback, "B's line came back in 4 ms while A streamed.");
+        assert_eq!(o.evidence["a_bytes_answered"], 1 << 20);
+    }
+
+    #[test]
+    fn a_b_answered_only_when_a_pauses_is_starved_and_both_rounds_are_told() {
+        let o = judge(&starved(65536), SERVE, Model::Thread);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.contains("(65536 bytes came back to it), client B waited 2.90 s"), "{}", o.feedback);
+        assert!(o.feedback.contains("with a 1.5 s stream B waited 1.45 s. B is served only when A pauses"), "{}", o.feedback);
+        assert!(o.feedback.ends_with("starves the others."), "no model advice for threads: {}", o.feedback);
+        assert_eq!(o.evidence["round2"]["b_latency_ms"], 1450);
+    }
+
+    #[test]
+    fn event_loop_advice_only_for_event_servers() {
+        let event = judge(&starved(65536), SERVE, Model::Event).feedback;
+        assert!(event.contains("In an event loop, serve every ready client each turn"), "{event}");
+        for model in [Model::Process, Model::Thread, Model::Iterative, Model::Unknown] {
+            let fb = judge(&starved(65536), SERVE, model).feedback;
+            assert!(!fb.contains("event loop"), "{model:?}: {fb}");
+        }
+        let iterative = judge(&starved(65536), SERVE, Model::Iterative).feedback;
+        assert!(iterative.contains("serves one client at a time (see concurrency.overlap)"), "{iterative}");
+    }
+
+    #[test]
+    fn no_starvation_is_claimed_when_a_was_not_answered_either() {
+        let o = judge(&starved(0), SERVE, Model::Event);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.starts_with("Neither client was answered"), "{}", o.feedback);
+        assert!(!o.feedback.contains("starves"), "{}", o.feedback);
+        assert!(!o.feedback.contains("event loop"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn a_b_never_served_is_told_without_a_second_round() {
+        let seen = Seen { first: Round { b_wait: None, streamed: secs(3.0) }, a_bytes: 4096, death: None, second: None };
+        let o = judge(&seen, SERVE, Model::Event);
+        assert!(o.feedback.contains("client B waited in vain for its one line (A streamed 3.0 s). B was not served while A was connected:"), "{}", o.feedback);
+        assert_eq!(o.evidence["round2"]["a_streamed_ms"], 0);
+        assert_eq!(o.evidence["round2"]["b_latency_ms"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_late_b_exactly_at_the_deadline_is_not_prompt() {
+        let mut seen = starved(10);
+        seen.first.b_wait = Some(SERVE);
+        assert_eq!(judge(&seen, SERVE, Model::Event).status, Status::Fail);
+    }
+
+    #[test]
+    fn a_death_is_the_cause_told_not_starvation() {
+        let mut seen = starved(65536);
+        seen.death = Some("The server process was killed by SIGSEGV during this check.".into());
+        let o = judge(&seen, SERVE, Model::Event);
+        assert_eq!(o.feedback, "The server stopped during the stream. The server process was killed by SIGSEGV during this check.");
+        assert_eq!(o.evidence["b_latency_ms"], 2900);
+    }
 }
