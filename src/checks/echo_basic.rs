@@ -126,18 +126,29 @@ pub(crate) fn judge(seen: &Seen) -> Outcome {
     if seen.all_back() {
         return Outcome::pass(format!("All {} lines came back exactly.", seen.lines_sent), ev);
     }
-    let mut fb = format!(
-        "Line {} of {} did not come back right: the client {}.",
-        seen.lines_echoed + 1,
-        seen.lines_sent,
-        seen.client
-    );
+    // Every line came back, and then something more (extra bytes, a reset): the echo was not
+    // exact, so not every line earned its share.
+    let every_line_back = seen.lines_echoed >= seen.lines_sent;
+    let mut fb = if every_line_back {
+        format!(
+            "All {} lines came back, but then the client {}.",
+            seen.lines_sent, seen.client
+        )
+    } else {
+        format!(
+            "Line {} of {} did not come back right: the client {}.",
+            seen.lines_echoed + 1,
+            seen.lines_sent,
+            seen.client
+        )
+    };
     if let Some(n) = &seen.death {
         fb.push(' ');
         fb.push_str(n);
     }
     fb.push_str(" An echo server must write back every byte it reads, in order.");
-    Outcome::fail(seen.lines_echoed as f64 / seen.lines_sent as f64, fb, ev)
+    let exact_lines = seen.lines_echoed.min(seen.lines_sent.saturating_sub(1));
+    Outcome::fail(exact_lines as f64 / seen.lines_sent.max(1) as f64, fb, ev)
 }
 
 #[cfg(test)]
@@ -183,6 +194,11 @@ mod tests {
         let o = judge(&seen(10, 10, false, None));
         assert_eq!(o.status, Status::Fail);
         assert!(o.feedback.contains("the client waited 2.0 s"), "{}", o.feedback);
+        // It says what was seen: no line past the last is blamed, and a fail is never worth
+        // full points.
+        assert!(o.feedback.starts_with("All 10 lines came back, but then"), "{}", o.feedback);
+        assert!(!o.feedback.contains("Line 11"), "{}", o.feedback);
+        assert_eq!(o.fraction, 0.9);
     }
 
     #[test]

@@ -119,6 +119,12 @@ impl Observed {
             return Err(format!("The process that served (pid {pid}) has exited."));
         }
         let maps = read("maps")?;
+        // A process on its way out has dropped its memory before it shows as a zombie: no
+        // mappings at all, where a live process always has some (its program, the stack). It
+        // is exiting, not unshimmed.
+        if maps.trim().is_empty() {
+            return Err(format!("The process that served (pid {pid}) has exited."));
+        }
         let shim = std::fs::canonicalize(shim).unwrap_or_else(|_| shim.to_path_buf());
         let shim = shim.to_string_lossy();
         let shim_mapped = maps.lines().any(|l| l.split_whitespace().nth(5) == Some(&*shim) && l.ends_with(&*shim));

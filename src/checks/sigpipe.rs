@@ -135,7 +135,10 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         }
     }
     let how = dead.expect("dead here");
-    judge(&Seen::Died(how, srv.stderr.last(2048)), clients)
+    judge(
+        &Seen::Died(how, srv.stderr_after_death(2048, t.grace)),
+        clients,
+    )
 }
 
 /// What the server did after the early leavers.

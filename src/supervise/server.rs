@@ -318,7 +318,7 @@ impl Server {
                     return Err(StartFailure::Exited {
                         exit,
                         port: self.port,
-                        stderr_tail: self.stderr.last(2048),
+                        stderr_tail: self.stderr_after_death(2048, Duration::from_millis(500)),
                     });
                 }
             }
@@ -368,6 +368,16 @@ impl Server {
     pub fn exit_status(&mut self) -> Option<Exit> {
         reap::reap_exited(&[self.pid, self.main_pid], &mut self.statuses);
         self.statuses.get(&self.pid).copied()
+    }
+
+    /// The last `max` bytes the server wrote on stderr, once it has died. Its last words (a
+    /// glibc abort message, an error it printed) may still be in the pipe when the death is
+    /// seen: the drain thread reads them after. So wait, up to `limit`, for the stream's end
+    /// (all writers gone); a child that still holds stderr keeps it open, and then the tail is
+    /// what came by the limit.
+    pub fn stderr_after_death(&self, max: usize, limit: Duration) -> String {
+        self.stderr.wait_done(limit);
+        self.stderr.last(max)
     }
 
     /// How the server proper (the listening process) ended, if it has: its exit status when
