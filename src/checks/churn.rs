@@ -257,56 +257,17 @@ fn signal_frames(bt: &str) -> String {
     frames.iter().take(8).copied().collect::<Vec<_>>().join(" <- ")
 }
 
-/// The real uid and gid of a process, from /proc/PID/status (which, unlike the owner of
-/// /proc/PID, stays right when the process makes itself non-dumpable).
-fn process_ids(pid: Pid) -> Option<(u32, u32)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u32> {
-        status.lines().find_map(|l| l.strip_prefix(name))?.split_whitespace().next()?.parse().ok()
-    };
-    Some((field("Uid:")?, field("Gid:")?))
-}
-
-/// `gdb -batch -ex 'thread apply all bt'` on the process, bounded in time; None without gdb.
-/// gdb runs as the server's own user, never as root: it reads the student's program and
-/// attaches to the student's process, both untrusted.
+/// `gdb -batch -ex 'thread apply all bt 12'` on the process, bounded in time; None without gdb
+/// (or when it fails). gdb runs as the server's own user (see `supervise::run_gdb_as_owner`).
 fn gdb_backtrace(pid: Pid) -> Option<String> {
-    use std::os::unix::process::CommandExt;
-    let (uid, gid) = process_ids(pid)?;
-    let as_root = nix::unistd::geteuid().is_root();
-    if as_root && uid == 0 {
-        return None; // a server running as root is not something to attach to as root
-    }
-    let mut cmd = std::process::Command::new("gdb");
-    // "set sysroot /": the server may be in a mount namespace of its own, whose files gdb
-    // would read through /proc/PID/root; the paths are the same in the grader's.
-    cmd.args(["-nx", "-batch", "-iex", "set sysroot /", "-p", &pid.to_string(), "-ex", "thread apply all bt 12"])
-        .env_clear()
-        .envs(crate::supervise::clean_env(None))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .process_group(0);
-    if as_root {
-        // std drops supplementary groups when root changes the child's ids.
-        cmd.uid(uid).gid(gid);
-    }
-    let mut child = cmd.spawn().ok()?;
-    let start = Instant::now();
     let limit = crate::timing::within_check(Duration::from_secs(15));
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    let out = crate::supervise::run_gdb_as_owner(
+        pid,
+        &[],
+        &["thread apply all bt 12".to_string()],
+        limit,
+    )
+    .ok()?;
     let frames: Vec<&str> = out.lines().filter(|l| l.starts_with('#') || l.starts_with("Thread")).take(40).collect();
     (!frames.is_empty()).then(|| frames.join("\n"))
 }

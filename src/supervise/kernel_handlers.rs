@@ -10,7 +10,7 @@
 //! attaches, makes that one call on the process's stack, prints the address and detaches.
 //! Where gdb is missing or fails, nothing is concluded (the caller says so in evidence).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `rt_sigaction`'s system call number, where the grader knows it.
 #[cfg(target_arch = "x86_64")]
@@ -23,42 +23,11 @@ const NR_RT_SIGACTION: Option<u32> = None;
 /// The kernel's handler address for each of `signals` in process `pid`, or why it could not be
 /// read. Bounded by `limit`.
 pub fn read(pid: i32, signals: &[i32], limit: Duration) -> Result<Vec<(i32, u64)>, String> {
-    use std::os::unix::process::CommandExt;
     let nr = NR_RT_SIGACTION.ok_or("this architecture's rt_sigaction number is not known")?;
     if signals.is_empty() {
         return Ok(Vec::new());
     }
-    let (uid, gid) = ids(pid).ok_or("the process is gone")?;
-    let as_root = nix::unistd::geteuid().is_root();
-    if as_root && uid == 0 {
-        return Err("the process runs as root".into());
-    }
-    let mut cmd = gdb_reading_handlers(pid, nr, signals);
-    if as_root {
-        // std drops supplementary groups when root changes the child's ids.
-        cmd.uid(uid).gid(gid);
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("gdb could not be started ({e})"))?;
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("gdb did not finish in time".into());
-            }
-        }
-    }
-    let mut out = String::new();
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(child.stdout.take().ok_or("no gdb output")?, 1 << 20),
-        &mut out,
-    )
-    .map_err(|e| format!("gdb's output could not be read ({e})"))?;
+    let out = super::gdb::run_as_owner(pid, &[], &handler_commands(nr, signals), limit)?;
     let found = parse_handlers(&out, signals);
     if found.len() != signals.len() {
         return Err("gdb did not print every handler".into());
@@ -66,39 +35,22 @@ pub fn read(pid: i32, signals: &[i32], limit: Duration) -> Result<Vec<(i32, u64)
     Ok(found)
 }
 
-/// gdb, attached to `pid`, made to call rt_sigaction(sig, NULL, &old) in the process for each
-/// of `signals` and print the handler it reads (its own process group, a clean environment).
-fn gdb_reading_handlers(pid: i32, nr: u32, signals: &[i32]) -> std::process::Command {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new("gdb");
-    // The server may be in a mount namespace of its own: gdb would then read its files
-    // through /proc/PID/root, which it may not; the paths are the same in the grader's.
-    cmd.args([
-        "-nx",
-        "-batch",
-        "-iex",
-        "set sysroot /",
-        "-p",
-        &pid.to_string(),
-    ]);
+/// The gdb commands that make the process call rt_sigaction(sig, NULL, &old) for each of
+/// `signals` and print the handler it reads.
+fn handler_commands(nr: u32, signals: &[i32]) -> Vec<String> {
+    let mut commands = Vec::new();
     for sig in signals {
         // The old action lands 1 KiB below the stack pointer (below the red zone and the
         // frame gdb pushes for the call); its first word is the handler. Printed only with
         // the call's result, so a failed call is never read as an address.
-        cmd.arg("-ex").arg(format!(
+        commands.push(format!(
             "set $echograde_r = (long)syscall({nr}, {sig}, 0, (long)$sp - 1024, 8)"
         ));
-        cmd.arg("-ex").arg(format!(
+        commands.push(format!(
             "printf \"echograde-handler {sig} %ld %lx\\n\", $echograde_r, *(unsigned long *)((long)$sp - 1024)"
         ));
     }
-    cmd.env_clear()
-        .envs(super::clean_env(None))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .process_group(0);
-    cmd
+    commands
 }
 
 /// The `echograde-handler SIG RESULT ADDR` lines gdb printed, for the signals asked about and
@@ -115,21 +67,6 @@ fn parse_handlers(out: &str, signals: &[i32]) -> Vec<(i32, u64)> {
             signals.contains(&sig).then_some((sig, addr))
         })
         .collect()
-}
-
-/// The real uid and gid of a process, from /proc/PID/status.
-fn ids(pid: i32) -> Option<(u32, u32)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u32> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
-    Some((field("Uid:")?, field("Gid:")?))
 }
 
 /// The address ranges where `path` is mapped executable in process `pid`.

@@ -12,6 +12,7 @@
 
 mod cgroup;
 mod files;
+mod gdb;
 mod kernel_handlers;
 mod limits;
 mod mount_ns;
@@ -25,6 +26,7 @@ mod uid_slots;
 
 pub use cgroup::InstanceCgroup;
 pub use files::{open_regular, open_regular_beneath, read_capped, Refused};
+pub use gdb::run_as_owner as run_gdb_as_owner;
 pub use kernel_handlers::{mapped_text as shim_mapped_text, read as read_kernel_handlers};
 pub use limits::{LimitKey, LimitOverride, Limits};
 pub use mount_ns::{
