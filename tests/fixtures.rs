@@ -336,6 +336,11 @@ fixture_tests! {
     sigint_handler_is_exercised_and_its_printf_found => "proc_sigint_printf", "process",
         fail: ["signal.safety"], any: [],
         says: [("signal.safety", "The SIGINT handler `sigint_handler` called exit")];
+    // The echo of line 7 and the close in one read: 7 lines counted, no line blamed, no shape guessed.
+    server_that_quits_after_a_line_is_told_so => "echo_quit_after_line", "process",
+        fail: ["echo.basic", "echo.large"], any: [],
+        says: [("echo.basic", "The first 7 of 10 lines came back exactly"),
+               ("echo.large", "The server closed the connection at that point")];
     server_that_never_replies_is_not_judged_on_service => "read_no_reply", "process",
         fail: ["echo.basic", "echo.large", "concurrency.overlap", "concurrency.partial-line", "concurrency.stay",
                "concurrency.many", "race.connfd", "leak.fd", "leak.listenfd", "zombies", "leak.threads",

@@ -2,7 +2,7 @@
 //! in order, before the next is sent. Partial points: the share of lines echoed correctly.
 
 use super::{common::*, in_range, Cx, Outcome};
-use crate::client::{payload, RunLimits, Session, Step, Swarm};
+use crate::client::{payload, RunLimits, Session, SessionEnd, Step, Swarm};
 use rand_core::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,11 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         slowest_echo_ms: s.expect_waits.iter().max().copied().unwrap_or_default().as_millis() as u64,
         client: String::new(),
         death: None,
+        // Whether the close (a FIN, or a reset when the next line crossed it) came after a
+        // whole line: the same story whichever of the two the timing gave.
+        closed_after_echo: matches!(s.end, Some(SessionEnd::ClosedEarly | SessionEnd::Reset))
+            && s.mismatch.is_none()
+            && lens.iter().scan(0u64, |acc, &l| { *acc += l as u64; Some(*acc) }).any(|end| end == s.echoed),
     };
     if !seen.all_back() {
         seen.client = describe(s, t.serve);
@@ -106,6 +111,9 @@ pub(crate) struct Seen {
     pub client: String,
     /// How the server died, if it did (asked only when a line did not come back).
     pub death: Option<String>,
+    /// The server closed (or reset) the connection right after a line it echoed exactly: the
+    /// lines after it were never answered, not wrongly echoed.
+    pub closed_after_echo: bool,
 }
 
 impl Seen {
@@ -129,7 +137,17 @@ pub(crate) fn judge(seen: &Seen) -> Outcome {
     // Every line came back, and then something more (extra bytes, a reset): the echo was not
     // exact, so not every line earned its share.
     let every_line_back = seen.lines_echoed >= seen.lines_sent;
-    let mut fb = if every_line_back {
+    let mut fb = if seen.closed_after_echo && !every_line_back {
+        let k = seen.lines_echoed;
+        format!(
+            "The first {k} of {} lines came back exactly; after that the server closed the \
+             connection, so lines {}–{} were never answered. The server must keep echoing until \
+             the client closes.",
+            seen.lines_sent,
+            k + 1,
+            seen.lines_sent
+        )
+    } else if every_line_back {
         format!(
             "All {} lines came back, but then the client {}.",
             seen.lines_sent, seen.client
@@ -146,7 +164,9 @@ pub(crate) fn judge(seen: &Seen) -> Outcome {
         fb.push(' ');
         fb.push_str(n);
     }
-    fb.push_str(" An echo server must write back every byte it reads, in order.");
+    if !seen.closed_after_echo || every_line_back {
+        fb.push_str(" An echo server must write back every byte it reads, in order.");
+    }
     let exact_lines = seen.lines_echoed.min(seen.lines_sent.saturating_sub(1));
     Outcome::fail(exact_lines as f64 / seen.lines_sent.max(1) as f64, fb, ev)
 }
@@ -166,7 +186,26 @@ mod tests {
             slowest_echo_ms: 3,
             client: "waited 2.0 s and got no complete echo (120 of 400 bytes came back)".into(),
             death: death.map(str::to_string),
+            closed_after_echo: false,
         }
+    }
+
+    #[test]
+    fn a_close_after_an_exact_echo_counts_the_lines_back_and_blames_no_line() {
+        let s = Seen {
+            closed_after_echo: true,
+            ..seen(10, 7, false, None)
+        };
+        let o = judge(&s);
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.feedback.starts_with("The first 7 of 10 lines came back exactly; after that the server closed"),
+            "{}",
+            o.feedback
+        );
+        assert!(o.feedback.contains("lines 8–10 were never answered"), "{}", o.feedback);
+        assert!(!o.feedback.contains("did not come back right"));
+        assert!((o.fraction - 0.7).abs() < 1e-9, "7 lines earned: {}", o.fraction);
     }
 
     #[test]

@@ -206,6 +206,7 @@ impl Failure {
 }
 
 const PIPELINED: &str = "many lines in one write";
+const HALF_CLOSE: &str = "last line without newline before half-close";
 
 /// What a case requires, said when it fails without wrong bytes (a stall or a close) and no
 /// measured shape explains more. Wrong bytes get no advice beyond the difference itself: an
@@ -213,6 +214,16 @@ const PIPELINED: &str = "many lines in one write";
 fn generic_advice(f: &Failure, name: &str) -> Option<String> {
     if !f.got.is_empty() {
         return None;
+    }
+    // The server closed the connection with everything before it echoed exactly: that is the
+    // fact, and no buffer or pipelining cause is in evidence (a server that ends the
+    // conversation after some lines, a "quit" command, looks exactly so).
+    if f.closed && name != HALF_CLOSE {
+        return Some(
+            "The server closed the connection at that point, with everything before it echoed \
+             exactly: an echo server must keep echoing until the client closes."
+                .into(),
+        );
     }
     Some(match name {
         "long lines" => "Lines longer than your buffer must still come back whole: keep reading and writing until the newline, and handle short writes (loop until every byte is written).".into(),
@@ -261,7 +272,7 @@ fn cases(rng: &mut rand_chacha::ChaCha8Rng, p: &Params) -> Vec<Case> {
             lines: binary,
         },
         Case {
-            name: "last line without newline before half-close",
+            name: HALF_CLOSE,
             steps: vec![Step::Send(tail[0].clone()), Step::ShutdownWrite, Step::Expect],
             lines: tail,
         },
@@ -388,6 +399,16 @@ mod tests {
 
     fn failure(line: usize, line_len: usize, offset: u64, got: &[u8], closed: bool) -> Failure {
         Failure { line, line_len, offset, got: got.to_vec(), closed, lines_before: line - 1 }
+    }
+
+    #[test]
+    fn a_close_with_everything_before_it_exact_gets_the_fact_not_a_cause() {
+        let f = failure(8, 23, 0, b"", true);
+        let a = generic_advice(&f, PIPELINED).unwrap();
+        assert!(a.starts_with("The server closed the connection at that point"), "{a}");
+        assert!(!a.contains("without waiting for more input"), "{a}");
+        // At a half-close the close itself is the bug the case looks for.
+        assert!(generic_advice(&f, HALF_CLOSE).unwrap().contains("half-closes"));
     }
 
     #[test]
