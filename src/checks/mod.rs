@@ -8,6 +8,7 @@
 //! report and the dispatch all come from it.
 
 mod common;
+pub mod settle;
 pub mod tree;
 
 use crate::client::payload::check_rng;
