@@ -9,6 +9,7 @@
 
 mod common;
 pub mod settle;
+pub mod stack_arg;
 pub mod tree;
 
 use crate::client::payload::check_rng;
