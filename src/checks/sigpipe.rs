@@ -206,13 +206,26 @@ pub(crate) fn judge(seen: &Seen, clients: usize) -> Outcome {
              and closed or reset at once){last_words}. It must go on serving after a client leaves."
         ),
     };
-    Outcome::fail(0.0, fb, json!({ "early_leavers": clients, "server": how.to_string() }))
+    let heap = heap_check_note(stderr);
+    let fb = match &heap {
+        Some(h) => format!("{fb} {h}"),
+        None => fb,
+    };
+    Outcome::fail(0.0, fb, json!({ "early_leavers": clients, "server": how.to_string(), "heap_check": heap.is_some() }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::Status;
+
+    #[test]
+    fn a_glibc_double_free_abort_names_the_check_that_found_it() {
+        let how = MainExit::Status(Exit::Signal { sig: Signal::SIGABRT, core: false });
+        let o = judge(&Seen::Died(how, "free(): double free detected in tcache 2\n".into()), 40);
+        assert!(o.feedback.contains("tcache double-free check"), "{}", o.feedback);
+        assert_eq!(o.evidence["heap_check"], true);
+    }
 
     #[test]
     fn a_server_that_goes_on_serving_passes() {
