@@ -232,6 +232,35 @@ pub fn plural(n: usize, word: &str) -> String {
     }
 }
 
+/// Which of glibc's heap checks stopped the server, from its last words on stderr (glibc
+/// prints the check's message before it aborts), as a sentence for feedback.
+pub fn heap_check_note(stderr: &str) -> Option<String> {
+    let which = [
+        (
+            "double free detected in tcache",
+            "its tcache double-free check: the same block was freed twice",
+        ),
+        (
+            "double free or corruption",
+            "its double-free check: the same block was freed twice, or the heap was overwritten",
+        ),
+        (
+            "free(): invalid pointer",
+            "its pointer check: free was given a pointer malloc never returned",
+        ),
+        (
+            "corrupted",
+            "its heap consistency checks: memory outside a block was overwritten",
+        ),
+    ];
+    let (_, what) = which.iter().find(|(msg, _)| stderr.contains(msg))?;
+    Some(format!(
+        "glibc's heap checks stopped it ({what}). The grader runs every server with \
+         GLIBC_TUNABLES={}, so this misuse aborts the same way in every run.",
+        super::HEAP_CHECKS
+    ))
+}
+
 /// A note for feedback when the listening process is gone.
 pub fn death_note(srv: &mut Server) -> Option<String> {
     srv.main_exit()

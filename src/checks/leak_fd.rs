@@ -55,7 +55,7 @@ pub(crate) fn close_advice(model: Model) -> &'static str {
 
 /// The longest this check may wait, its deadlines added up. Start, the sequential clients (3 × idle, and the last one's serve), the simultaneous ones (3 × idle), the grace to close.
 pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
-    t.ready + t.idle * 3 + t.serve + t.idle * 3 + t.grace
+    t.ready + super::settle::bound(t) + t.idle * 3 + t.serve + t.idle * 3 + t.grace
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
@@ -71,6 +71,8 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     };
     // The sockets the tree holds at startup (the listening socket, anything else it opened),
     // and its processes then: whatever is above these after the clients left was left behind.
+    // Read once it has settled: a preforking server forks its children after it listens.
+    let settled = super::settle::settle(srv, t).map_or(json!(null), |b| b.evidence());
     let start_tables = tree_tables(srv);
     let baseline: BTreeSet<u64> = start_tables.iter().flat_map(|h| h.fds.iter().filter_map(|e| e.socket_inode)).collect();
     let start_procs: BTreeSet<Pid> = live_processes(srv).into_iter().map(|(p, _)| p).collect();
@@ -99,7 +101,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some(took) = back {
         return Outcome::pass(
             format!("After {clients} clients came and went, the server held its {} startup socket(s) again.", baseline.len()),
-            json!({ "clients": clients, "baseline_sockets": baseline.len(), "processes": start_procs.len(), "settled_ms": took.as_millis() as u64 }),
+            json!({ "clients": clients, "baseline_sockets": baseline.len(), "processes": start_procs.len(), "settled_ms": took.as_millis() as u64, "start": settled }),
         );
     }
     if let Some(d) = death_note(srv) {
@@ -109,6 +111,7 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let (left, ev) = leftovers(srv, &baseline, start_procs.len(), &piled, clients);
     let mut ev = ev;
     ev["inspected_after_ms"] = json!(settling.elapsed().as_millis() as u64);
+    ev["start"] = settled;
     judge(&left, model, ev)
 }
 

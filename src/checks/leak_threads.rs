@@ -38,9 +38,10 @@ const AT_ONCE: u32 = 8;
 /// Fewer connections than this measure nothing: a correct server may cache a few stacks.
 const ENOUGH: u32 = 20;
 
-/// The longest this check may wait, its deadlines added up. Start, the connections in waves (3 × idle and a serve), the threads' exit (grace).
+/// The longest this check may wait, its deadlines added up. Start, the wait for the server to
+/// settle, the connections in waves (3 × idle and a serve), the threads' exit (grace).
 pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
-    t.ready + t.idle * 3 + t.serve + t.grace
+    t.ready + super::settle::bound(t) + t.idle * 3 + t.serve + t.grace
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
@@ -54,9 +55,14 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(o) => return o,
     };
     let pid = srv.main_pid;
-    let Some(before) = memory_stats(pid) else {
-        return Outcome::error(format!("cannot read /proc/{pid}/maps or status"));
+    // A pool may still be creating its workers after it listens: they are not leaks.
+    let Some(base) = super::settle::settle(srv, t) else {
+        return match death_note(srv) {
+            Some(d) => Outcome::fail(0.0, d, json!({})),
+            None => Outcome::error(format!("cannot read /proc/{pid}/maps or status")),
+        };
     };
+    let before = base.memory.clone();
     let (served, stopped) =
         match clients_in_waves(srv, &mut rng, "c", p.connections, AT_ONCE, t.serve, t.idle * 3) {
             Ok(n) => (n, None),
@@ -86,8 +92,14 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         "after": after,
         "thread_stacks_grown": after.thread_stacks.saturating_sub(before.thread_stacks),
         "threads_grown": after.threads.saturating_sub(before.threads),
+        "start": base.evidence(),
     });
-    judge(&before, &after, served as usize, ev)
+    let mut o = judge(&before, &after, served as usize, ev);
+    if let (Some(note), crate::report::Status::Fail) = (base.unsettled_note(), o.status) {
+        o.feedback.push(' ');
+        o.feedback.push_str(&note);
+    }
+    o
 }
 
 /// The verdict from the server's threads and stacks before and after `n` connections.

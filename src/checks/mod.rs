@@ -8,6 +8,8 @@
 //! report and the dispatch all come from it.
 
 mod common;
+pub mod settle;
+pub mod stack_arg;
 pub mod tree;
 
 use crate::client::payload::check_rng;
@@ -81,6 +83,15 @@ impl Outcome {
     }
 }
 
+/// glibc's heap checks, in every server's environment, so that heap misuse shows the same way
+/// in every run. Every small block a thread frees goes to its tcache (up to 65535 per size,
+/// not 7), where glibc checks each free against the blocks already there: a double free
+/// aborts with "free(): double free detected in tcache 2" at the second free, instead of
+/// slipping into a fastbin unchecked when the tcache happens to be full. Freed and new blocks
+/// are filled with a fixed byte (perturb), so a read of freed memory sees the same wrong
+/// bytes every run rather than whatever was left there.
+pub const HEAP_CHECKS: &str = "glibc.malloc.tcache_count=65535:glibc.malloc.perturb=165";
+
 /// How to start instances of the server under grading.
 #[derive(Debug, Clone)]
 pub struct Launcher {
@@ -145,11 +156,12 @@ impl<'a> Cx<'a> {
 
     fn start_instance_with_env(
         &mut self,
-        env: Vec<(OsString, OsString)>,
+        mut env: Vec<(OsString, OsString)>,
     ) -> Result<&mut Server, StartFailure> {
         if let Some(mut old) = self.server.take() {
             old.teardown();
         }
+        env.push(("GLIBC_TUNABLES".into(), HEAP_CHECKS.into()));
         let port = crate::supervise::pick_port();
         let server = Server::start(
             &self.launcher.spec,

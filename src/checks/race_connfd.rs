@@ -55,7 +55,13 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     let threaded = cx.model.model == Model::Thread;
     let mut rng = cx.rng.clone();
     let rounds = burst_lines(&mut rng, p);
-    let srv = match cx.start() {
+    // With the shim, a thread handed a pointer into its creator's stack starts late: the race
+    // strikes in every burst, and the record names it (see stack_arg).
+    let (shim_log, env) = match super::stack_arg::preload(cx) {
+        Some((log, env)) => (Some(log), env),
+        None => (None, Vec::new()),
+    };
+    let srv = match cx.start_with_env(env) {
         Ok(s) => s,
         Err(o) => return o,
     };
@@ -69,48 +75,13 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         }
         swarm.run(RunLimits { idle: t.idle, overall: t.idle * 2 }, |_| false);
         total += swarm.sessions.len();
-        let bad: Vec<&Session> = swarm.sessions.iter().filter(|s| !s.ok()).collect();
-        if bad.is_empty() {
+        if swarm.sessions.iter().all(|s| s.ok()) {
             continue;
         }
-        // Evidence while the stuck clients are still connected.
-        let proof = sharing_proof(srv.main_pid, srv.port);
-        let tally = Tally::of(&bad, &payloads);
-        let example = bad.iter().find_map(|s| {
-            let m = s.mismatch.as_ref()?;
-            Some((s.label.clone(), show_bytes(&m.expected, 40), show_bytes(&m.got, 40)))
-        });
-        let burst = BadBurst {
-            round: r + 1,
-            burst: p.burst as usize,
-            failed: bad.len(),
-            tally,
-            waited: t.idle,
-            example,
-            shared: proof["shared_descriptors"].as_array().is_some_and(|a| !a.is_empty()),
-            orphans: proof["connections_with_unread_data_and_no_reader"]
-                .as_array()
-                .map_or(0, |a| a.len()),
-            threaded,
-            queue_note: queue.note(),
-            death: death_note(srv),
-        };
-        let ev = json!({
-            "rounds_run": r + 1,
-            "burst": p.burst,
-            "clients_before_failure": total - swarm.sessions.len(),
-            "failed_in_round": bad.len(),
-            "never_connected": burst.tally.never_connected,
-            "connected_never_answered": burst.tally.never_answered,
-            "got_another_clients_bytes": burst.tally.others_bytes,
-            "got_other_wrong_bytes": burst.tally.wrong_bytes,
-            "closed_early": burst.tally.closed_early,
-            "stuck_clients": bad.iter().take(5).map(|s| s.label.clone()).collect::<Vec<_>>(),
-            "proc": proof,
-            "listen_queue": queue.evidence(),
-        });
+        let seen = Seen { round: r + 1, total, threaded, queue: &queue, shim_log: shim_log.as_ref() };
+        let o = bad_burst(srv, &swarm, &payloads, p, t, &seen);
         swarm.close_all();
-        return judge(&burst, ev);
+        return o;
     }
     let mut fb = format!(
         "All {total} clients in {} bursts of {} got exactly their own bytes back.",
@@ -124,6 +95,68 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         fb,
         json!({ "rounds": p.rounds, "burst": p.burst, "clients_served": total, "listen_queue": queue.evidence() }),
     )
+}
+
+/// Where the check stood when a burst went wrong.
+struct Seen<'a> {
+    round: usize,
+    /// Clients so far, this burst's included.
+    total: usize,
+    threaded: bool,
+    queue: &'a ListenNote,
+    shim_log: Option<&'a super::stack_arg::ShimLog>,
+}
+
+/// The verdict on a burst in which some clients were not served correctly, with the evidence
+/// read while the stuck clients are still connected.
+fn bad_burst(
+    srv: &mut crate::supervise::Server,
+    swarm: &Swarm,
+    payloads: &[Vec<u8>],
+    p: &Params,
+    t: crate::timing::Timing,
+    seen: &Seen,
+) -> Outcome {
+    let bad: Vec<&Session> = swarm.sessions.iter().filter(|s| !s.ok()).collect();
+    let proof = sharing_proof(srv.main_pid, srv.port);
+    let stack_arg = seen.shim_log.and_then(|l| super::stack_arg::shared(l, srv.main_pid));
+    let tally = Tally::of(&bad, payloads);
+    let example = bad.iter().find_map(|s| {
+        let m = s.mismatch.as_ref()?;
+        Some((s.label.clone(), show_bytes(&m.expected, 40), show_bytes(&m.got, 40)))
+    });
+    let burst = BadBurst {
+        round: seen.round,
+        burst: p.burst as usize,
+        failed: bad.len(),
+        tally,
+        waited: t.idle,
+        example,
+        shared: proof["shared_descriptors"].as_array().is_some_and(|a| !a.is_empty()),
+        orphans: proof["connections_with_unread_data_and_no_reader"]
+            .as_array()
+            .map_or(0, |a| a.len()),
+        stack_arg,
+        threaded: seen.threaded,
+        queue_note: seen.queue.note(),
+        death: death_note(srv),
+    };
+    let ev = json!({
+        "rounds_run": seen.round,
+        "burst": p.burst,
+        "clients_before_failure": seen.total - swarm.sessions.len(),
+        "failed_in_round": bad.len(),
+        "never_connected": burst.tally.never_connected,
+        "connected_never_answered": burst.tally.never_answered,
+        "got_another_clients_bytes": burst.tally.others_bytes,
+        "got_other_wrong_bytes": burst.tally.wrong_bytes,
+        "closed_early": burst.tally.closed_early,
+        "stuck_clients": bad.iter().take(5).map(|s| s.label.clone()).collect::<Vec<_>>(),
+        "proc": proof,
+        "pthread_create_shared_arg": burst.stack_arg.as_ref().map(|a| a.evidence()),
+        "listen_queue": seen.queue.evidence(),
+    });
+    judge(&burst, ev)
 }
 
 /// Each burst's clients: a label and its tagged line.
@@ -158,6 +191,9 @@ pub(crate) struct BadBurst {
     pub shared: bool,
     /// Accepted connections with unread data and no reader.
     pub orphans: usize,
+    /// The shim saw one pointer into a creator's stack handed to several threads (and /proc
+    /// agrees where it points).
+    pub stack_arg: Option<super::stack_arg::SharedArg>,
     /// The model probe saw a thread-based server.
     pub threaded: bool,
     pub queue_note: Option<String>,
@@ -193,7 +229,16 @@ pub(crate) fn judge(b: &BadBurst, mut ev: Value) -> Outcome {
             b.orphans
         ));
     }
-    let race_evidence = b.threaded && (b.shared || b.orphans > 0 || b.tally.others_bytes > 0);
+    if let Some(a) = &b.stack_arg {
+        fb.push_str(&format!(
+            " The grader's library saw pthread_create get the same pointer {:#x} into {} for \
+             at least {} threads: each thread reads its descriptor through that one variable, which the \
+             next accept overwrites.",
+            a.arg, a.whose, a.threads
+        ));
+    }
+    let race_evidence = b.threaded
+        && (b.shared || b.orphans > 0 || b.tally.others_bytes > 0 || b.stack_arg.is_some());
     if race_evidence {
         fb.push_str(
             " In a server that starts a thread per connection this is the unintended-sharing \
@@ -344,6 +389,7 @@ mod tests {
             example: Some(("r1c7".into(), "r1c7 abc".into(), "r1c9 xyz".into())),
             shared: true,
             orphans: 1,
+            stack_arg: None,
             threaded: true,
             queue_note: None,
             death: None,
@@ -376,6 +422,27 @@ mod tests {
         };
         let o = judge(&quiet, json!({}));
         assert!(!o.feedback.contains("&connfd") && !o.feedback.contains("/proc"), "{}", o.feedback);
+    }
+
+    #[test]
+    fn the_shims_record_is_named_as_what_it_saw() {
+        let arg = crate::checks::stack_arg::SharedArg { arg: 0x7ffe_1234, threads: 200, whose: "main's stack".into() };
+        let quiet = BadBurst {
+            shared: false,
+            orphans: 0,
+            tally: Tally { never_answered: 2, ..Tally::default() },
+            example: None,
+            stack_arg: Some(arg),
+            ..burst()
+        };
+        let o = judge(&quiet, json!({}));
+        assert!(
+            o.feedback.contains("pthread_create get the same pointer 0x7ffe1234 into main's stack for at least 200 threads"),
+            "{}",
+            o.feedback
+        );
+        assert!(o.feedback.contains("&connfd"), "{}", o.feedback);
+        assert_eq!(o.evidence["race_evidence"], true);
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn last_line(tail: &str) -> String {
 
 /// The longest this check may wait, its deadlines added up. Start, the rounds of early leavers (3 × idle each), the settling (2 × grace), the client after, and the grace for an exit it may show.
 pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
-    t.ready + t.idle * 3 * ROUNDS as u32 + t.grace * 2 + t.serve + t.grace
+    t.ready + super::settle::bound(t) + t.idle * 3 * ROUNDS as u32 + t.grace * 2 + t.serve + t.grace
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
@@ -81,6 +81,9 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
+    // The sockets it holds at rest (read once it stopped changing), to tell when it has
+    // dealt with the early leavers.
+    let _ = super::settle::settle(srv, t);
     let baseline = socket_fds(srv.main_pid);
     // Several rounds, stopping once the server is dead: whether a given leaver's reset lands
     // while the server is still writing depends on scheduling; rounds apart in time make the
@@ -203,13 +206,26 @@ pub(crate) fn judge(seen: &Seen, clients: usize) -> Outcome {
              and closed or reset at once){last_words}. It must go on serving after a client leaves."
         ),
     };
-    Outcome::fail(0.0, fb, json!({ "early_leavers": clients, "server": how.to_string() }))
+    let heap = heap_check_note(stderr);
+    let fb = match &heap {
+        Some(h) => format!("{fb} {h}"),
+        None => fb,
+    };
+    Outcome::fail(0.0, fb, json!({ "early_leavers": clients, "server": how.to_string(), "heap_check": heap.is_some() }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::Status;
+
+    #[test]
+    fn a_glibc_double_free_abort_names_the_check_that_found_it() {
+        let how = MainExit::Status(Exit::Signal { sig: Signal::SIGABRT, core: false });
+        let o = judge(&Seen::Died(how, "free(): double free detected in tcache 2\n".into()), 40);
+        assert!(o.feedback.contains("tcache double-free check"), "{}", o.feedback);
+        assert_eq!(o.evidence["heap_check"], true);
+    }
 
     #[test]
     fn a_server_that_goes_on_serving_passes() {
