@@ -367,7 +367,14 @@ fn judge(
     }
     // No byte back at all is one fact, said once: with nothing to compare, no case has a
     // shape to diagnose (a "NUL at offset 0" of an empty reply is no NUL bug).
-    let nothing_back = run > 0 && results.iter().all(|r| r["bytes_echoed"] == 0 && r["pass"] == false);
+    // (Wrong bytes are bytes: `bytes_echoed` counts only the right ones, so what came back
+    // after the first wrong byte counts too.)
+    let nothing_back = run > 0
+        && results.iter().all(|r| {
+            r["pass"] == false
+                && r["bytes_echoed"] == 0
+                && r["first_failure"]["bytes_back_from_there"].as_u64().unwrap_or(0) == 0
+        });
     let mut fb = if nothing_back {
         format!(
             "No byte came back in any of the {run} case(s): the server sent nothing to these clients \
@@ -428,6 +435,10 @@ mod tests {
             json!({"case": "arbitrary", "pass": false, "bytes_echoed": 0}),
         ];
         assert!(judge(&failures, results, 2, None).feedback.contains("NUL byte"));
+        // Wrong bytes from the first byte on ("ok\n" for every line) are not "nothing".
+        let results = vec![json!({"case": "long lines", "pass": false, "bytes_echoed": 0,
+                                  "first_failure": {"bytes_back_from_there": 3}})];
+        assert!(!judge(&failures[..1], results, 1, None).feedback.starts_with("No byte came back"));
     }
 
     #[test]

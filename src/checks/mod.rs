@@ -10,6 +10,7 @@
 mod common;
 pub mod settle;
 pub mod stack_arg;
+pub mod story;
 pub mod tree;
 
 use crate::client::payload::check_rng;

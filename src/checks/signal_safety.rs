@@ -294,21 +294,9 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         Err(_) => Vec::new(),
     };
     // The log is the server's file: read bounded, as bytes, never through a link or a FIFO.
-    let (bytes, truncated) = match crate::supervise::open_regular(&log)
-        .map_err(|e| e.to_string())
-        .and_then(|f| crate::supervise::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
-    {
+    let (bytes, truncated) = match read_log(&log) {
         Ok(r) => r,
-        Err(e) => {
-            return Outcome::fail(
-                0.0,
-                format!(
-                    "The grader could not read the log its signal-safety library keeps for the server ({e}): \
-                     something replaced or removed it, so whether the server's handlers are safe could not be checked."
-                ),
-                json!({ "log": "unreadable" }),
-            )
-        }
+        Err(o) => return o,
     };
     let text = String::from_utf8_lossy(&bytes);
     let exe = std::fs::canonicalize(&program).ok();
@@ -329,12 +317,30 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     verdict
 }
 
+/// The shim's log, bounded; a failure outcome when it cannot be read.
+fn read_log(log: &Path) -> Result<(Vec<u8>, bool), Outcome> {
+    crate::supervise::open_regular(log)
+        .map_err(|e| e.to_string())
+        .and_then(|f| crate::supervise::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Outcome::fail(
+                0.0,
+                format!(
+                    "The grader could not read the log its signal-safety library keeps for the server ({e}): \
+                     something replaced or removed it, so whether the server's handlers are safe could not be checked."
+                ),
+                json!({ "log": "unreadable" }),
+            )
+        })
+}
+
 /// Recorded is not yet installed through the shim: a forged `install` line can name a signal
 /// whose handler was installed behind its back. The kernel's handler of each caught signal
 /// must be one of the shim's wrappers (read through gdb as the server's user). A failure when
 /// one is not; otherwise a note for the evidence of what was read.
 fn kernel_handlers(o: &Observed, shim: &std::path::Path) -> Result<Option<serde_json::Value>, Outcome> {
-    if !inspect_alive(o.pid) {
+    // Without the shim loaded every handler is "outside" it: `unobserved` says why instead.
+    if !inspect_alive(o.pid) || !o.shim_mapped {
         return Ok(None);
     }
     let shim_path = std::fs::canonicalize(shim).unwrap_or_else(|_| shim.to_path_buf());
@@ -481,10 +487,7 @@ fn exercise(o: &Observed, log: &Path, budget: std::time::Duration) -> Vec<i32> {
 
 /// How many `run` lines for `sig` the log holds (0 when it cannot be read).
 fn logged_runs(log: &Path, sig: i32) -> usize {
-    let Ok((bytes, _)) = crate::supervise::open_regular(log)
-        .map_err(|e| e.to_string())
-        .and_then(|f| crate::supervise::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
-    else {
+    let Ok((bytes, _)) = read_log(log) else {
         return 0;
     };
     let needle = format!(" sig={sig} ");

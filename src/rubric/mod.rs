@@ -52,6 +52,11 @@ pub struct Rubric {
     /// Resource limits for the server (each also settable with `--limit KEY=N`).
     #[serde(default)]
     pub limits: crate::supervise::Limits,
+    /// `once`: a check whose failure follows from a cause another check established (the
+    /// checks an iterative server fails because of overlap's finding) is still reported, with
+    /// its points given back. Default `each`: every failing check costs its points.
+    #[serde(default)]
+    pub charge: crate::checks::story::Charge,
     pub checks: CheckTable,
 }
 

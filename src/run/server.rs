@@ -63,6 +63,8 @@ pub fn grade_server(job: &ServerJob, settings: &Settings) -> Result<Graded, Grad
         checks.push(report);
         errors.extend(error);
     }
+    // One cause told once: failures that follow from a cause another check established say so.
+    checks::story::tell(&mut checks, model.model, job.rubric.charge);
     if interrupt::requested() && errors.is_empty() {
         errors.push("the grader was interrupted (SIGINT or SIGTERM)".into());
     }
