@@ -2,14 +2,15 @@
  * dockerish: run a command the way Docker's default container constrains its processes,
  * minus the capability drop (the `run` script does that with setpriv, after this program).
  *
- *   dockerish [-H] [-N] -- COMMAND [ARGS...]
+ *   dockerish [-H] [-N] [-f NOFILE] [-p NPROC] -- COMMAND [ARGS...]
  *
  * In this order, then execvp(COMMAND):
  *  1. (unless -H) new mount, network, IPC and UTS namespaces, as a container has: only the
  *     loopback interface, up; every cgroup mount remounted read-only, as Docker mounts
  *     /sys/fs/cgroup for a container that is not --privileged. Needs root; skipped with a
  *     note on stderr when not root.
- *  2. Container ulimits: RLIMIT_NOFILE 1024:1024, RLIMIT_NPROC 4096:4096 (only ever lowered).
+ *  2. Container ulimits: RLIMIT_NOFILE 1024:1024, RLIMIT_NPROC 4096:4096 (-f, -p: other
+ *     values, as `docker run --ulimit`; only ever lowered, as without CAP_SYS_RESOURCE).
  *  3. (with -N) no_new_privs, as `docker run --security-opt no-new-privileges` sets it.
  *     Docker's default does NOT set it: runc then installs the filter while it still holds
  *     CAP_SYS_ADMIN and drops the capabilities afterwards, as here. Without CAP_SYS_ADMIN
@@ -384,11 +385,25 @@ static void probe(void)
     }
 }
 
+static void usage(void);
+
+static rlim_t limit_arg(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v == 0)
+        usage();
+    return (rlim_t)v;
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: dockerish [-H] [-N] -- COMMAND [ARGS...] | dockerish -n | dockerish -P\n"
+    fprintf(stderr, "usage: dockerish [-H] [-N] [-f NOFILE] [-p NPROC] -- COMMAND [ARGS...]\n"
+                    "       dockerish -n | dockerish -P\n"
                     "  -H  keep the host's namespaces (no network/mount/IPC/UTS of its own)\n"
                     "  -N  set no_new_privs (docker run --security-opt no-new-privileges)\n"
+                    "  -f, -p  RLIMIT_NOFILE, RLIMIT_NPROC (soft = hard; default 1024, 4096)\n"
                     "  -n  print the filter's length and exit\n"
                     "  -P  print what holds for this process (run it under the constraints)\n");
     exit(125);
@@ -397,12 +412,15 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     int host_ns = 0, nnp = 0, print_len = 0, opt;
-    while ((opt = getopt(argc, argv, "+HNnP")) != -1) {
+    rlim_t nofile = 1024, nproc = 4096;
+    while ((opt = getopt(argc, argv, "+HNnPf:p:")) != -1) {
         switch (opt) {
         case 'P': probe(); return 0;
         case 'H': host_ns = 1; break;
         case 'N': nnp = 1; break;
         case 'n': print_len = 1; break;
+        case 'f': nofile = limit_arg(optarg); break;
+        case 'p': nproc = limit_arg(optarg); break;
         default: usage();
         }
     }
@@ -415,8 +433,8 @@ int main(int argc, char **argv)
         usage();
     if (!host_ns)
         container_namespaces();
-    cap_limit(RLIMIT_NOFILE, 1024, "RLIMIT_NOFILE");
-    cap_limit(RLIMIT_NPROC, 4096, "RLIMIT_NPROC");
+    cap_limit(RLIMIT_NOFILE, nofile, "RLIMIT_NOFILE");
+    cap_limit(RLIMIT_NPROC, nproc, "RLIMIT_NPROC");
     install_filter(nnp);
     execvp(argv[optind], argv + optind);
     fprintf(stderr, "dockerish: exec %s: %s\n", argv[optind], strerror(errno));
