@@ -27,8 +27,10 @@ IMAGE=localhost/echograde-deb:gcc
 USER_ID=65534
 # crun refuses hybrid cgroup hosts; systemd is not there to manage cgroups.
 PODMAN=(podman --runtime runc --cgroup-manager cgroupfs)
-RUN=("${PODMAN[@]}" run --rm --network none
-    --ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+# Explicit limits: podman would otherwise raise nofile past a hard limit it cannot raise
+# without CAP_SYS_RESOURCE ("error setting rlimit type 7").
+LIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+RUN=("${PODMAN[@]}" run --rm --network none "${LIMITS[@]}")
 
 flows=("$@")
 [ ${#flows[@]} -gt 0 ] || flows=(gradescope autolab reference)
@@ -83,7 +85,7 @@ chmod -R a+rX "$CACHE/bin" "$CACHE/ag" "$CACHE/autolab"
 if ! "${PODMAN[@]}" image exists "$IMAGE"; then
     say "running Gradescope's setup.sh in $IMAGE_MIN (apt-get: the host's network)"
     "${PODMAN[@]}" rm -f echograde-setup >/dev/null 2>&1 || true
-    "${PODMAN[@]}" run --name echograde-setup --network host \
+    "${PODMAN[@]}" run --name echograde-setup --network host "${LIMITS[@]}" \
         -v "$CACHE/ag/source:/autograder/source:ro" "$IMAGE_MIN" \
         bash /autograder/source/setup.sh >&2
     "${PODMAN[@]}" commit echograde-setup "$IMAGE" >&2
