@@ -94,19 +94,14 @@ impl Observed {
     /// grader could not.
     fn read(pid: crate::inspect::Pid, shim: &Path) -> Result<Observed, String> {
         let read = |what: &str| -> Result<String, String> {
-            use std::io::Read;
-            let mut buf = Vec::new();
-            std::fs::File::open(format!("/proc/{pid}/{what}"))
-                .and_then(|f| f.take(16 << 20).read_to_end(&mut buf))
-                .map_err(|e| {
+            crate::inspect::owner::read_to_string(pid, what).map_err(|e| {
                     format!(
                         "The grader could not observe the process that serves (pid {pid}): reading /proc/{pid}/{what} \
                          failed ({e}), so it could not tell whether its signal-safety library is loaded there or which \
                          handlers it has. A server that hides itself (makes itself non-dumpable, or exits) cannot be \
                          graded on this check."
                     )
-                })?;
-            Ok(String::from_utf8_lossy(&buf).into_owned())
+            })
         };
         let status = read("status")?;
         // A process that has exited (a zombie not yet reaped) shows no mappings at all: it is
@@ -329,7 +324,7 @@ fn kernel_handlers(o: &Observed, shim: &std::path::Path) -> Result<Option<serde_
     let limit = crate::timing::within_check(std::time::Duration::from_secs(10));
     let found = match crate::supervise::read_kernel_handlers(o.pid, &o.caught, limit) {
         Ok(found) => found,
-        Err(why) => return Ok(Some(json!(format!("not read ({why})")))),
+        Err(unread) => return unread_handlers(o, unread),
     };
     let foreign: Vec<(i32, u64)> = found
         .into_iter()
@@ -356,6 +351,33 @@ fn kernel_handlers(o: &Observed, shim: &std::path::Path) -> Result<Option<serde_
         ),
         json!({ "handlers_not_installed_through_the_shim": names }),
     ))
+}
+
+/// Fail closed when the kernel's handlers could not be read: a caught signal whose handler
+/// nobody saw is never a pass. The server keeping observers out is its failure; a machine or
+/// a mechanism that could not is the grader's (`error`), never the student's.
+fn unread_handlers(o: &Observed, unread: crate::supervise::Unread) -> Result<Option<serde_json::Value>, Outcome> {
+    use crate::supervise::Unread;
+    let caught: Vec<String> = o.caught.iter().map(|&s| sig_name(s)).collect();
+    let what = format!(
+        "The serving process (pid {}) handles {}, but the grader could not read which functions the kernel \
+         calls for {}",
+        o.pid,
+        caught.join(", "),
+        if caught.len() == 1 { "it" } else { "them" }
+    );
+    match unread {
+        // It ended after it was observed: judged on what its log recorded.
+        Unread::Gone => Ok(Some(json!("not read (the process ended first)"))),
+        Unread::Blocked(why) => Err(Outcome::fail(
+            0.0,
+            format!("{what}: {why}. Whether its handlers are async-signal-safe could not be checked, so this check cannot pass."),
+            json!({ "caught": caught, "kernel_handlers": format!("not read: {why}") }),
+        )),
+        Unread::Refused(why) | Unread::Failed(why) => Err(Outcome::error(format!(
+            "{what}: {why}. This is the grader's limit, not a fault of the server: the check is left ungraded."
+        ))),
+    }
 }
 
 /// A log the server (maybe another user) can append to, in a directory of its own: the

@@ -35,6 +35,7 @@ fn past_deadline() -> bool {
 /// The descriptors of `pid`, the first [`FD_CAP`] of them, in order (empty if the process is
 /// gone, or once the check's deadline has passed).
 pub fn fd_table(pid: Pid) -> Vec<FdEntry> {
+    let _view = super::owner::OwnerView::of(pid);
     read_table(std::path::Path::new(&format!("/proc/{pid}/fd")))
 }
 
@@ -77,6 +78,7 @@ fn read_table(dir: &std::path::Path) -> Vec<FdEntry> {
 /// How many descriptors `pid` has open, without reading them: since Linux 6.2 the size of
 /// `/proc/PID/fd` is that number; before, the entries are counted (bounded by the deadline).
 pub fn fd_count(pid: Pid) -> usize {
+    let _view = super::owner::OwnerView::of(pid);
     let dir = format!("/proc/{pid}/fd");
     match std::fs::metadata(&dir) {
         Ok(m) if m.len() > 0 => m.len() as usize,
@@ -94,6 +96,7 @@ pub fn distinct_thread_tables(
     entries: &[FdEntry],
     max_threads: usize,
 ) -> Vec<(Pid, Vec<FdEntry>)> {
+    let _view = super::owner::OwnerView::of(pid);
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

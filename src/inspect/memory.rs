@@ -25,6 +25,7 @@ const MIN_STACK: u64 = 16 << 10;
 
 pub fn memory_stats(pid: Pid) -> Option<MemoryStats> {
     use procfs::process::{MMPermissions, MMapPath};
+    let _view = super::owner::OwnerView::of(pid);
     let p = procfs::process::Process::new(pid).ok()?;
     let status = p.status().ok()?;
     let maps = p.maps().ok()?;

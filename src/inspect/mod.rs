@@ -8,6 +8,7 @@
 pub mod fds;
 pub mod listen;
 pub mod memory;
+pub mod owner;
 pub mod procs;
 pub mod sockets;
 pub mod tasks;

@@ -27,6 +27,8 @@ pub struct TaskSnapshot {
 
 /// Snapshot every thread of `pid`.
 pub fn task_snapshots(pid: Pid) -> Vec<TaskSnapshot> {
+    // wchan and syscall are the server's owner's to read (see `owner`).
+    let _view = super::owner::OwnerView::of(pid);
     let Ok(proc_) = procfs::process::Process::new(pid) else {
         return Vec::new();
     };

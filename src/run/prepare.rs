@@ -96,23 +96,57 @@ fn containment(limits: &Limits, run_as: Option<&RunAs>, isolated_net: bool) -> s
         8,
         16 << 20,
     );
-    json!({
+    let mut rlimits = json!({
+        "cpu_s": limits.cpu_s,
+        "nofile": limits.nofile,
+        "nproc": if run_as.is_some() || probe.pids_limited { json!(limits.nproc) } else { json!("not enforced (the server runs as the grader's own user)") },
+        "memory_mib": if probe.memory_limited { json!(limits.memory_mib) } else { json!(format!("RLIMIT_AS {} MiB (no memory cgroup)", limits.memory_mib * 16)) },
+        "fsize_mib": limits.fsize_mib,
+        "core": 0,
+    });
+    for (name, asked, set) in limits.lowered_here() {
+        eprintln!(
+            "grade: warning: limits.{name} is {set}, not the rubric's {asked}: this machine's hard \
+             limit is lower and the grader may not raise it (no CAP_SYS_RESOURCE)"
+        );
+        rlimits[name] = json!(format!(
+            "{set} (the machine's hard limit; the rubric asks {asked})"
+        ));
+    }
+    let mut c = json!({
         "process_group": true,
         "child_subreaper": true,
         "cgroup": probe.describe(),
-        "rlimits": {
-            "cpu_s": limits.cpu_s,
-            "nofile": limits.nofile,
-            "nproc": if run_as.is_some() || probe.pids_limited { json!(limits.nproc) } else { json!("not enforced (the server runs as the grader's own user)") },
-            "memory_mib": if probe.memory_limited { json!(limits.memory_mib) } else { json!(format!("RLIMIT_AS {} MiB (no memory cgroup)", limits.memory_mib * 16)) },
-            "fsize_mib": limits.fsize_mib,
-            "core": 0,
-        },
+        "rlimits": rlimits,
         "user": run_as.map_or("the grader's own (not root)".to_string(), |u| u.name.clone()),
         "ipc": if run_as.is_some() { "private (an IPC namespace per instance)" } else { "shared with the grader's user (no IPC namespace without root)" },
         "signals": if supervise::signal_scoping_available() { "scoped to the server's own processes (Landlock)" } else { "not scoped (this kernel has no Landlock signal scoping)" },
         "network": if isolated_net { "isolated (new network namespace, loopback only)" } else { "shared with the host (loopback)" },
-    })
+        "observation": observation(run_as),
+    });
+    if let Some(missing) = supervise::missing_capabilities() {
+        c["capabilities_missing"] = missing;
+    }
+    c
+}
+
+/// How the grader sees into the server, as this machine allows.
+fn observation(run_as: Option<&RunAs>) -> String {
+    let who = match run_as {
+        Some(u) => format!("as the server's own user ({})", u.name),
+        None => "as the grader's own user".into(),
+    };
+    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    let tracing = match yama {
+        Some(s) if s >= 2 => format!(
+            "refused here (kernel.yama.ptrace_scope is {s}): signal.safety cannot read the handlers \
+             the kernel holds and is left ungraded for a server that catches signals"
+        ),
+        _ => "a thread of the grader traces the server".into(),
+    };
+    format!("/proc read {who}; handlers read by ptrace: {tracing}")
 }
 
 /// Refuse a server that cannot possibly run, with a message that names the problem; the

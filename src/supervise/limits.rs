@@ -114,6 +114,26 @@ impl std::str::FromStr for LimitOverride {
     }
 }
 
+impl Limits {
+    /// The limits that cannot be set as asked on this machine: `(name, asked, set)`.
+    pub fn lowered_here(&self) -> Vec<(&'static str, u64, u64)> {
+        RlimitPlan::new(self, true, true).lowered(self)
+    }
+}
+
+/// `want`, or the grader's own hard limit for `resource` where that is lower and the grader
+/// may not raise it (no `CAP_SYS_RESOURCE`: an ordinary user, or root in Docker's default
+/// container, where asking for more fails the server's start with EPERM).
+fn within_hard(resource: nix::sys::resource::Resource, want: u64) -> u64 {
+    if super::capabilities::has(super::capabilities::Cap::SysResource) {
+        return want;
+    }
+    match nix::sys::resource::getrlimit(resource) {
+        Ok((_, hard)) if hard != nix::sys::resource::RLIM_INFINITY => want.min(hard),
+        _ => want,
+    }
+}
+
 /// The rlimits to set in the server before exec, computed in the parent (the child may only
 /// make system calls).
 #[derive(Debug, Clone, Copy)]
@@ -127,23 +147,31 @@ pub(crate) struct RlimitPlan {
 
 impl RlimitPlan {
     pub fn new(l: &Limits, nproc_meaningful: bool, memory_by_cgroup: bool) -> RlimitPlan {
-        // A process may not raise its hard descriptor limit unless it is root.
-        let hard_nofile =
-            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-                .map(|(_, h)| h)
-                .unwrap_or(l.nofile);
-        let root = nix::unistd::geteuid().is_root();
+        use nix::sys::resource::Resource;
         RlimitPlan {
-            cpu: l.cpu_s,
-            nofile: if root {
-                l.nofile
-            } else {
-                l.nofile.min(hard_nofile)
-            },
-            nproc: nproc_meaningful.then_some(l.nproc),
-            address_space: (!memory_by_cgroup).then_some(l.memory_mib.saturating_mul(16) << 20),
-            fsize: l.fsize_mib << 20,
+            cpu: within_hard(Resource::RLIMIT_CPU, l.cpu_s.saturating_add(1)).saturating_sub(1),
+            nofile: within_hard(Resource::RLIMIT_NOFILE, l.nofile),
+            nproc: nproc_meaningful.then(|| within_hard(Resource::RLIMIT_NPROC, l.nproc)),
+            address_space: (!memory_by_cgroup)
+                .then(|| within_hard(Resource::RLIMIT_AS, l.memory_mib.saturating_mul(16) << 20)),
+            fsize: within_hard(Resource::RLIMIT_FSIZE, l.fsize_mib << 20),
         }
+    }
+
+    /// The limits this plan lowers from what the rubric asks, because the grader may not
+    /// raise a hard limit here: `(name, asked, set)`.
+    pub fn lowered(&self, l: &Limits) -> Vec<(&'static str, u64, u64)> {
+        let mut out = Vec::new();
+        if self.nofile < l.nofile {
+            out.push(("nofile", l.nofile, self.nofile));
+        }
+        if let Some(n) = self.nproc.filter(|&n| n < l.nproc) {
+            out.push(("nproc", l.nproc, n));
+        }
+        if self.cpu < l.cpu_s {
+            out.push(("cpu_s", l.cpu_s, self.cpu));
+        }
+        out
     }
 
     /// Set the limits in the calling process. Only system calls: safe between fork and exec.

@@ -10,6 +10,7 @@
 //! The facade is [`Server`] (in `server.rs`) and the few functions re-exported here; spawning,
 //! output, reaping, privilege and files live in private submodules nobody outside reaches into.
 
+mod capabilities;
 mod cgroup;
 mod files;
 mod gdb;
@@ -24,10 +25,11 @@ mod server;
 mod spawn;
 mod uid_slots;
 
+pub use capabilities::{has as has_capability, missing_as_root as missing_capabilities, Cap};
 pub use cgroup::InstanceCgroup;
 pub use files::{open_regular, open_regular_beneath, read_capped, Refused};
 pub use gdb::run_as_owner as run_gdb_as_owner;
-pub use kernel_handlers::{mapped_text as shim_mapped_text, read as read_kernel_handlers};
+pub use kernel_handlers::{mapped_text as shim_mapped_text, read as read_kernel_handlers, Unread};
 pub use limits::{LimitKey, LimitOverride, Limits};
 pub use mount_ns::{
     note_child, observed as private_tmp_observed, observed_ipc as private_ipc_observed, PrivateTmp,

@@ -182,6 +182,7 @@ static SEEN_IPC: AtomicU8 = AtomicU8::new(0);
 /// Record whether `pid` (a child just started) is in mount and IPC namespaces other than the
 /// grader's: measured, not assumed. Warns once when its /tmp is the machine's.
 pub fn note_child(pid: i32) {
+    let _view = crate::inspect::owner::OwnerView::of(pid);
     let ns = |p: &str, kind: &str| std::fs::read_link(format!("/proc/{p}/ns/{kind}")).ok();
     for (kind, seen) in [("mnt", &SEEN_MNT), ("ipc", &SEEN_IPC)] {
         let private = match (ns(&pid.to_string(), kind), ns("self", kind)) {

@@ -118,6 +118,9 @@ pub enum StartFailure {
         other_ports: Vec<u16>,
         /// Whether a thread of the server was blocked reading its standard input.
         reading_stdin: bool,
+        /// Processes of its tree that keep the grader out of their descriptors (made
+        /// themselves non-dumpable where the grader has no `CAP_SYS_PTRACE`).
+        hidden: Vec<Pid>,
         stderr_tail: String,
     },
 }
@@ -142,9 +145,23 @@ impl std::fmt::Display for StartFailure {
                 port,
                 other_ports,
                 reading_stdin,
+                hidden,
                 ..
             } => {
                 let secs = waited.as_secs_f64();
+                if !hidden.is_empty() {
+                    // Not "did not listen": the grader could not look.
+                    return write!(
+                        f,
+                        "the grader could not see which ports the server listens on: its \
+                         process{} {} made {} non-dumpable (prctl(PR_SET_DUMPABLE, 0)), which keeps \
+                         every observer out of {} descriptors, so nothing could be graded",
+                        if hidden.len() == 1 { "" } else { "es" },
+                        hidden.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                        if hidden.len() == 1 { "itself" } else { "themselves" },
+                        if hidden.len() == 1 { "its" } else { "their" },
+                    );
+                }
                 match other_ports.as_slice() {
                     [] => write!(
                         f,
@@ -247,11 +264,16 @@ impl Server {
             run_as: sandbox.run_as.clone(),
             // Every path the grader hands the server (its program, HOME, the files named in
             // the environment it sets) stays reachable inside the fresh /tmp.
+            // A relative program path counts too: `grade ./server` run from a folder in /tmp
+            // (as an ordinary user, who runs the program where it lies) must still find it.
             private_tmp: Some(mount_ns::PrivateTmp::plan(
-                std::iter::once(spec.program.as_path())
-                    .chain(sandbox.home.as_deref())
-                    .chain(env.iter().map(|(_, v)| std::path::Path::new(v)))
-                    .filter(|p| p.is_absolute()),
+                std::iter::once(std::path::absolute(&spec.program).unwrap_or_default())
+                    .chain(sandbox.home.clone())
+                    .chain(env.iter().map(|(_, v)| PathBuf::from(v)))
+                    .filter(|p| p.is_absolute())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(PathBuf::as_path),
             )),
         };
         let mut child = spawn::spawn(
@@ -333,6 +355,11 @@ impl Server {
                             .iter()
                             .any(|t| inspect::tasks::reading_fd(t) == Some(0))
                     }),
+                    hidden: tree
+                        .iter()
+                        .copied()
+                        .filter(|&p| inspect::owner::hides_descriptors(p))
+                        .collect(),
                     stderr_tail: self.stderr.last(2048),
                 });
             }
