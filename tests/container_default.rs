@@ -300,6 +300,61 @@ fn as_an_ordinary_user_a_reference_server_gets_full_marks() {
     );
 }
 
+/// Podman's seccomp profile, unlike Docker's, lets an ordinary user create a user namespace;
+/// so does a bare Autolab VM. The grader enters one, where /proc shows every capability, but
+/// a hard rlimit can only be raised with CAP_SYS_RESOURCE in the machine's namespace: with a
+/// hard `nofile` of 1024 the grader must still clamp to it (podman --user 65534 gave 0/100).
+#[test]
+fn as_an_ordinary_user_in_its_own_user_namespace_a_low_hard_nofile_is_respected() {
+    let _ = ready_or_skip!();
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::Builder::new()
+        .prefix("echograde-userns")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for src in [grade_bin(), reference_bins().join("echo-thread")] {
+        let st = std::process::Command::new("cp")
+            .arg(&src)
+            .arg(d.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp {}", src.display());
+    }
+    let args: Vec<OsString> = [
+        "-C",
+        d.path().to_str().unwrap(),
+        "prlimit",
+        "--nofile=1024:1024",
+        "setpriv",
+        &format!("--reuid={USER}"),
+        &format!("--regid={USER}"),
+        "--clear-groups",
+        "./grade",
+        "--format",
+        "json",
+        "--seed",
+        "42",
+        "--only",
+        "echo.basic,concurrency.many",
+        "./echo-thread",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    let run = Contained::spawn_program("env".as_ref(), &args, Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert_nothing_left(&leftovers, "grading with a low hard nofile");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = report_of(&out.stdout, &stderr);
+    assert_eq!(
+        report.score,
+        report.max_score,
+        "lost points as uid {USER} with nofile 1024:1024:\n{}",
+        not_passed(&report)
+    );
+}
+
 /// `check id -> PASS/FAIL/...` of a fixture's reviewed snapshot (tests/snapshots/, written by
 /// tests/fixtures.rs): only the checks whose verdict does not depend on chance are in it.
 fn snapshot_verdicts(name: &str) -> Vec<(String, String)> {
