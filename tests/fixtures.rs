@@ -332,6 +332,10 @@ fixture_tests! {
     fixed_ok_reply_is_not_an_echo => "reply_ok", "thread",
         fail: ["echo.basic", "echo.large", "race.connfd"], any: [],
         says: [("echo.basic", "got \"ok\\n\"")];
+    // A SIGINT handler that only the grader's own SIGINT runs: exercised, and failed for printf.
+    sigint_handler_is_exercised_and_its_printf_found => "proc_sigint_printf", "process",
+        fail: ["signal.safety"], any: [],
+        says: [("signal.safety", "The SIGINT handler `sigint_handler` called exit")];
     server_that_never_replies_is_not_judged_on_service => "read_no_reply", "process",
         fail: ["echo.basic", "echo.large", "concurrency.overlap", "concurrency.partial-line", "concurrency.stay",
                "concurrency.many", "race.connfd", "leak.fd", "leak.listenfd", "zombies", "leak.threads",

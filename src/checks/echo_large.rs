@@ -354,7 +354,17 @@ fn judge(
     if failures.is_empty() {
         return Outcome::pass(format!("All {passed} cases came back byte-exact."), ev);
     }
-    let mut fb = failures.join("\n");
+    // No byte back at all is one fact, said once: with nothing to compare, no case has a
+    // shape to diagnose (a "NUL at offset 0" of an empty reply is no NUL bug).
+    let nothing_back = run > 0 && results.iter().all(|r| r["bytes_echoed"] == 0 && r["pass"] == false);
+    let mut fb = if nothing_back {
+        format!(
+            "No byte came back in any of the {run} case(s): the server sent nothing to these clients \
+             (see echo.basic), so there is no echo here to judge."
+        )
+    } else {
+        failures.join("\n")
+    };
     if run < total_cases {
         fb.push_str(&format!(
             "\nThe other {} case(s) were not run: the server had exited.",
@@ -378,6 +388,25 @@ mod tests {
 
     fn failure(line: usize, line_len: usize, offset: u64, got: &[u8], closed: bool) -> Failure {
         Failure { line, line_len, offset, got: got.to_vec(), closed, lines_before: line - 1 }
+    }
+
+    #[test]
+    fn nothing_back_is_said_once_without_shape_hints() {
+        let results = vec![
+            json!({"case": "long lines", "pass": false, "bytes_echoed": 0}),
+            json!({"case": "arbitrary bytes (NUL included)", "pass": false, "bytes_echoed": 0}),
+        ];
+        let failures = vec!["long lines: ... NUL".to_string(), "arbitrary: ... NUL byte".to_string()];
+        let o = judge(&failures, results, 2, None);
+        assert_eq!(o.status, crate::report::Status::Fail);
+        assert!(o.feedback.starts_with("No byte came back in any of the 2 case(s)"), "{}", o.feedback);
+        assert!(!o.feedback.contains("NUL"), "no shape hint: {}", o.feedback);
+        // One case with bytes back keeps the per-case sentences.
+        let results = vec![
+            json!({"case": "long lines", "pass": false, "bytes_echoed": 3}),
+            json!({"case": "arbitrary", "pass": false, "bytes_echoed": 0}),
+        ];
+        assert!(judge(&failures, results, 2, None).feedback.contains("NUL byte"));
     }
 
     #[test]

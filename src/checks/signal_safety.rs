@@ -209,6 +209,11 @@ fn parse_log(text: &str, program: Option<(&str, &Path)>) -> BTreeMap<(i32, Strin
     handlers
 }
 
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
 fn sig_name(sig: i32) -> String {
     nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or(format!("signal {sig}"))
 }
@@ -231,7 +236,7 @@ fn why(call: &str) -> &'static str {
 
 /// The longest this check may wait, its deadlines added up. Start, the sequential clients (3 × idle and a serve), the simultaneous ones and the early leavers (3 × idle), the last handlers (grace).
 pub fn bound(_p: &Params, t: crate::timing::Timing) -> std::time::Duration {
-    t.ready + t.idle * 3 + t.serve + t.idle * 3 + t.grace
+    t.ready + t.idle * 3 + t.serve + t.idle * 3 + t.grace * 3
 }
 
 pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
@@ -275,6 +280,19 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
         },
         Err(e) => at_start.map_err(|_| e),
     };
+    // The kernel's handlers are read while the process surely lives, before it is sent the
+    // signals its handlers may end it on.
+    let kernel_note = match seen.as_ref().map(|o| kernel_handlers(o, &shim)) {
+        Ok(Err(fail)) => return fail,
+        Ok(Ok(note)) => note,
+        Err(_) => None,
+    };
+    // A handler is judged on what it did when it ran: send each caught signal once, and wait
+    // for its run to be logged.
+    let sent = match &seen {
+        Ok(o) => exercise(o, &log, t.grace * 2),
+        Err(_) => Vec::new(),
+    };
     // The log is the server's file: read bounded, as bytes, never through a link or a FIFO.
     let (bytes, truncated) = match crate::supervise::open_regular(&log)
         .map_err(|e| e.to_string())
@@ -299,14 +317,14 @@ pub fn run(cx: &mut Cx, p: &Params) -> Outcome {
     if let Some((why, ev)) = unobserved(&seen, &handlers) {
         return Outcome::fail(0.0, why, ev);
     }
-    let kernel_note = match seen.as_ref().map(|o| kernel_handlers(o, &shim)) {
-        Ok(Err(fail)) => return fail,
-        Ok(Ok(note)) => note,
-        Err(_) => None,
-    };
-    let mut verdict = judge(&handlers, truncated);
+    let caught = seen.as_ref().map(|o| o.caught.clone()).unwrap_or_default();
+    let mut verdict = judge(&handlers, truncated, &caught);
     if let Some(note) = kernel_note {
         verdict.evidence.insert("kernel_handlers".into(), note);
+    }
+    if !sent.is_empty() {
+        let names: Vec<String> = sent.iter().map(|&s| sig_name(s)).collect();
+        verdict.evidence.insert("signals_sent_by_the_grader".into(), json!(names));
     }
     verdict
 }
@@ -422,6 +440,60 @@ fn drive(srv: &mut crate::supervise::Server, rng: &mut rand_chacha::ChaCha8Rng, 
     drop(swarm);
 }
 
+/// Signals a handler most likely ends the process on: sent last, one at a time.
+const ENDING: [i32; 9] = [
+    nix::libc::SIGHUP,
+    nix::libc::SIGQUIT,
+    nix::libc::SIGILL,
+    nix::libc::SIGABRT,
+    nix::libc::SIGBUS,
+    nix::libc::SIGFPE,
+    nix::libc::SIGSEGV,
+    nix::libc::SIGINT,
+    nix::libc::SIGTERM,
+];
+
+/// Send the serving process each signal it catches, once, and wait (within `budget` in all) until the
+/// shim logs that signal's handler running, or the process has ended. The workload runs the
+/// SIGCHLD and SIGPIPE handlers of most servers; a SIGINT or SIGTERM handler runs only when
+/// the server is stopped, and a handler that never runs would otherwise pass unseen. Returns
+/// the signals sent.
+fn exercise(o: &Observed, log: &Path, budget: std::time::Duration) -> Vec<i32> {
+    let end = std::time::Instant::now() + budget;
+    let mut order = o.caught.clone();
+    order.sort_by_key(|s| ENDING.iter().position(|e| e == s).map_or(0, |p| p + 1));
+    let mut sent = Vec::new();
+    for sig in order {
+        let Ok(signal) = nix::sys::signal::Signal::try_from(sig) else { continue };
+        if !inspect_alive(o.pid) {
+            break;
+        }
+        let before = logged_runs(log, sig);
+        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(o.pid), signal).is_err() {
+            break;
+        }
+        sent.push(sig);
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        wait_until(left, || logged_runs(log, sig) > before || !inspect_alive(o.pid));
+    }
+    sent
+}
+
+/// How many `run` lines for `sig` the log holds (0 when it cannot be read).
+fn logged_runs(log: &Path, sig: i32) -> usize {
+    let Ok((bytes, _)) = crate::supervise::open_regular(log)
+        .map_err(|e| e.to_string())
+        .and_then(|f| crate::supervise::read_capped(f, LOG_CAP).map_err(|e| e.to_string()))
+    else {
+        return 0;
+    };
+    let needle = format!(" sig={sig} ");
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| l.starts_with("run ") && l.contains(&needle))
+        .count()
+}
+
 /// Why the handlers that run in the serving process could not be checked, if they could not:
 /// it could not be observed, the shim is not loaded there, or it handles a signal whose
 /// handler the shim never saw installed.
@@ -465,7 +537,7 @@ fn unobserved(
 
 /// The verdict from what the handlers did: a pass when none called an unsafe function, else
 /// each offending handler, what it called and why that is unsafe.
-fn judge(handlers: &BTreeMap<(i32, String), HandlerLog>, truncated: bool) -> Outcome {
+fn judge(handlers: &BTreeMap<(i32, String), HandlerLog>, truncated: bool, caught: &[i32]) -> Outcome {
     let installed: Vec<serde_json::Value> = handlers
         .iter()
         .map(|((sig, _), h)| json!({ "signal": sig_name(*sig), "handler": h.symbol, "runs": h.runs, "unsafe_calls": h.calls }))
@@ -475,6 +547,30 @@ fn judge(handlers: &BTreeMap<(i32, String), HandlerLog>, truncated: bool) -> Out
         ev["log_truncated_at_bytes"] = json!(LOG_CAP);
     }
     let bad: Vec<_> = handlers.iter().filter(|(_, h)| !h.calls.is_empty()).collect();
+    // A handler nobody saw run proves nothing: never a pass on it.
+    let never_ran: Vec<&(i32, String)> = handlers
+        .iter()
+        .filter(|((sig, _), h)| h.installed && caught.contains(sig))
+        .filter(|((sig, _), _)| !handlers.iter().any(|((s, _), h)| s == sig && h.runs > 0))
+        .map(|(k, _)| k)
+        .collect();
+    if bad.is_empty() && !never_ran.is_empty() {
+        let names: Vec<String> = never_ran
+            .iter()
+            .map(|(sig, handler)| format!("the {} handler `{}`", sig_name(*sig), handlers[&(*sig, handler.clone())].symbol))
+            .collect();
+        ev["handlers_never_ran"] = json!(never_ran.iter().map(|(s, _)| sig_name(*s)).collect::<Vec<_>>());
+        return Outcome::fail(
+            0.0,
+            format!(
+                "{} never ran during grading, not even when the grader sent the signal to the serving process, \
+                 so what it does could not be checked. (A handler for a signal that the server blocks, or that \
+                 only runs at exit, cannot be observed.)",
+                capitalize(&names.join(" and "))
+            ),
+            ev,
+        );
+    }
     if bad.is_empty() {
         let fb = if handlers.is_empty() {
             "The server installs no signal handlers, so none can call an unsafe function.".to_string()
@@ -530,17 +626,29 @@ mod verdict_tests {
 
     #[test]
     fn safe_handlers_and_no_handlers_pass() {
-        let o = judge(&BTreeMap::new(), false);
+        let o = judge(&BTreeMap::new(), false, &[]);
         assert_eq!(o.status, Status::Pass);
         assert!(o.feedback.contains("installs no signal handlers"));
-        let o = judge(&handler(true, &[]), false);
+        let o = judge(&handler(true, &[]), false, &[17]);
         assert_eq!(o.status, Status::Pass);
         assert!(o.feedback.contains("ran 3 time(s)"), "{}", o.feedback);
     }
 
     #[test]
+    fn a_handler_that_never_ran_is_never_a_pass() {
+        let mut h = handler(true, &[]);
+        h.get_mut(&(17, "0x55".to_string())).unwrap().runs = 0;
+        let o = judge(&h, false, &[17]);
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.feedback.starts_with("The SIGCHLD handler `sigchld_handler` never ran"), "{}", o.feedback);
+        assert_eq!(o.evidence["handlers_never_ran"][0], "SIGCHLD");
+        // No longer caught (replaced by the default): not judged on runs.
+        assert_eq!(judge(&h, false, &[]).status, Status::Pass);
+    }
+
+    #[test]
     fn an_unsafe_call_is_named_with_the_handler_and_why() {
-        let o = judge(&handler(true, &[("puts", 2)]), true);
+        let o = judge(&handler(true, &[("puts", 2)]), true, &[17]);
         assert_eq!(o.status, Status::Fail);
         assert!(o.feedback.contains("The SIGCHLD handler `sigchld_handler` called puts (2×)"), "{}", o.feedback);
         assert!(o.feedback.contains("look for printf in the handler"));
