@@ -288,22 +288,9 @@ fn hostile_markup_is_inert_in_the_browser() {
     );
 }
 
-/// The reference crate's binary (built like tests/reference.rs builds it).
+/// The reference crate's binary.
 fn reference_bin(name: &str) -> PathBuf {
-    let release = !cfg!(debug_assertions);
-    let mut cmd = std::process::Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "-p", "echograde-reference", "--bins"])
-        .current_dir(root());
-    if release {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().expect("run cargo build").success());
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    target
-        .join(if release { "release" } else { "debug" })
-        .join(name)
+    reference_bins().join(name)
 }
 
 /// The class page of `grade class`, opened in the browser: no console error (its sorting

@@ -5,29 +5,6 @@ mod common;
 
 use common::*;
 use echograde::report::Status;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-/// Build the reference crate's binaries (same profile as this test) and return their folder.
-fn reference_bins() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let release = !cfg!(debug_assertions);
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "echograde-reference", "--bins"])
-            .current_dir(root());
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building the reference servers failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("target"));
-        target.join(if release { "release" } else { "debug" })
-    })
-    .clone()
-}
 
 fn full_marks(server: &str, model: &str, rubric: &str) {
     let bin = reference_bins().join(server);

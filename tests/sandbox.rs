@@ -461,3 +461,102 @@ fn a_grading_uid_that_belongs_to_an_account_is_never_used() {
     );
     assert_eq!(v["score"], v["max_score"], "{v}");
 }
+
+/// Processes of the test's sleepers, killed with their PID namespace when dropped:
+/// `unshare --kill-child` SIGKILLs the namespace's init when it dies, and the kernel the rest.
+struct Namespaced(std::process::Child);
+
+impl Drop for Namespaced {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Live processes whose real uid is in `range`.
+fn live_with_uid_in(range: std::ops::Range<u32>) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains("Z ("))
+        })
+        .filter(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next()?.parse::<u32>().ok())
+                .is_some_and(|u| range.contains(&u))
+        })
+        .count()
+}
+
+/// A grading in a container (podman or Docker as root: the host's uids, a `/run` and a PID
+/// namespace of its own) takes the same slot uids as a grading on the host, and the host sees
+/// its processes. The host's grading must not take them for leftovers of a crashed grading:
+/// measured in podman, a host grading's claim SIGKILLed the container's correct server (about
+/// one run in three lost points). Here every uid of the range runs a process in a PID
+/// namespace below the grader's; the grading must leave them all alone and use none of them.
+#[test]
+fn as_root_processes_of_a_slot_uid_in_a_container_are_not_killed_as_leftovers() {
+    use std::io::BufRead;
+    if !is_root() {
+        eprintln!("skipped: gradings get uids of their own only when the grader is root");
+        return;
+    }
+    const BASE: u32 = 3_000_000_000;
+    const SLOTS: u32 = 64;
+    let script = format!(
+        "for i in $(seq 0 {last}); do setpriv --reuid=$(({BASE}+i)) --regid=$(({BASE}+i)) \
+         --clear-groups sh -c 'echo up; exec sleep 600' & done; wait",
+        last = SLOTS - 1
+    );
+    let Ok(child) = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipped: no unshare(1)");
+        return;
+    };
+    let mut ns = Namespaced(child);
+    let out = ns.0.stdout.take().unwrap();
+    let up = std::io::BufReader::new(out)
+        .lines()
+        .take(SLOTS as usize)
+        .count();
+    if up < SLOTS as usize {
+        eprintln!("skipped: the PID namespace's sleepers did not start ({up} of {SLOTS})");
+        return;
+    }
+    assert_eq!(live_with_uid_in(BASE..BASE + SLOTS), SLOTS as usize);
+    let (_private, bin) = private_copy(&fixture("ok_process"));
+    let args: Vec<std::ffi::OsString> = vec![
+        format!("ECHOGRADE_UID_BASE={BASE}").into(),
+        format!("ECHOGRADE_UID_SLOTS={SLOTS}").into(),
+        grade_bin().into(),
+        "--format".into(),
+        "json".into(),
+        "--only".into(),
+        "echo.basic".into(),
+        bin.into(),
+    ];
+    let run = Contained::spawn_program("env".as_ref(), &args, Stdio::piped(), Stdio::piped());
+    let (out, leftovers) = run.wait_with_output();
+    assert_nothing_left(&leftovers, "grading beside a container's slot uids");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        live_with_uid_in(BASE..BASE + SLOTS),
+        SLOTS as usize,
+        "the grading killed a process of another grading's uid: {stderr}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
+    let user = v["server"]["containment"]["user"].as_str().unwrap();
+    assert!(!user.contains("its own"), "shared a uid in use: {user}");
+    assert_eq!(v["score"], v["max_score"], "{v}");
+    drop(ns);
+}

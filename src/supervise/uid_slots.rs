@@ -12,6 +12,14 @@
 //! owns files on the system is never used), and before use anything still running as that uid
 //! (a daemon of a crashed grading) is killed.
 //!
+//! The lock folder is only shared by gradings that see the same `/run`, while uids are shared
+//! by every process of the user namespace: a grading in a container (its own `/run`, its own
+//! PID namespace, the host's uids: Docker's and podman's default as root) claims the same uids
+//! as a grading on the host, and the host's grading sees the container's processes in `/proc`.
+//! A process of the slot's uid that lives in a PID namespace below the grader's is therefore
+//! never taken for a leftover: it is another grading's, and the slot is skipped, not cleared
+//! (killing it cost a correct server in podman its points about one run in three).
+//!
 //! The range is `ECHOGRADE_UID_BASE` (default [`DEFAULT_BASE`]) and `ECHOGRADE_UID_SLOTS`
 //! (default [`DEFAULT_SLOTS`]) consecutive ids. `--user NAME` overrides all of this: gradings
 //! side by side then share that user.
@@ -90,7 +98,9 @@ fn claim_one() -> Result<Slot, String> {
         let Some(lock) = try_lock(&dir, i) else {
             continue;
         };
-        kill_everything_of(id);
+        if !kill_everything_of(id) {
+            continue; // in use by a grading in a container below ours: leave it be
+        }
         return Ok(Slot {
             run_as: RunAs {
                 name: format!("uid {id} (grading slot {i}, its own)"),
@@ -151,11 +161,15 @@ fn has_account(id: u32) -> bool {
 }
 
 /// SIGKILL every process with `uid` among its ids (left by a grading that crashed), until
-/// none is left or 2 s have passed.
-fn kill_everything_of(uid: u32) {
+/// none is left or 2 s have passed. False, killing nothing, when a process of `uid` lives in a
+/// PID namespace below the grader's (a grading in a container): the uid is not free.
+fn kill_everything_of(uid: u32) -> bool {
+    let own_depth = std::fs::read_to_string("/proc/self/status").map_or(1, |s| pid_ns_depth(&s));
     let start = Instant::now();
     loop {
-        let found = processes_of(uid);
+        let Some(found) = processes_of(uid, own_depth) else {
+            return false;
+        };
         if found.is_empty() || start.elapsed() > Duration::from_secs(2) {
             if !found.is_empty() {
                 eprintln!(
@@ -163,7 +177,7 @@ fn kill_everything_of(uid: u32) {
                      grading) could not be killed"
                 );
             }
-            return;
+            return true;
         }
         for pid in found {
             let _ = nix::sys::signal::kill(
@@ -175,27 +189,63 @@ fn kill_everything_of(uid: u32) {
     }
 }
 
-/// Live processes whose real, effective, saved or filesystem uid is `uid`.
-fn processes_of(uid: u32) -> Vec<i32> {
+/// What one process (its `/proc/PID/status`) is to the slot of `uid`.
+#[derive(Debug, PartialEq, Eq)]
+enum Holder {
+    /// Not a live process of that uid.
+    No,
+    /// A live process of that uid in the grader's own PID namespace: a leftover, to kill.
+    Leftover,
+    /// A live process of that uid in a PID namespace below the grader's (more `NSpid` levels
+    /// than the grader's own): another grading's, in a container. Not ours to kill.
+    Elsewhere,
+}
+
+/// How many PID namespaces deep a process is, counted from the one `/proc` belongs to: the
+/// entries of its `NSpid:` line (1 where the kernel has no such line).
+fn pid_ns_depth(status: &str) -> usize {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map_or(1, |ids| ids.split_whitespace().count().max(1))
+}
+
+fn holder(status: &str, uid: u32, own_depth: usize) -> Holder {
+    let zombie = status
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .is_some_and(|s| s.trim_start().starts_with('Z'));
+    let has_uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .is_some_and(|ids| ids.split_whitespace().any(|u| u == uid.to_string()));
+    if zombie || !has_uid {
+        Holder::No
+    } else if pid_ns_depth(status) > own_depth {
+        Holder::Elsewhere
+    } else {
+        Holder::Leftover
+    }
+}
+
+/// Live processes whose real, effective, saved or filesystem uid is `uid`, or None when one
+/// of them is another grading's ([`Holder::Elsewhere`]).
+fn processes_of(uid: u32, own_depth: usize) -> Option<Vec<i32>> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+        return Some(Vec::new());
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-                return false;
-            };
-            let zombie = status
-                .lines()
-                .find_map(|l| l.strip_prefix("State:"))
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
-            !zombie
-                && status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))
-                    .is_some_and(|ids| ids.split_whitespace().any(|u| u == uid.to_string()))
-        })
-        .collect()
+    let mut found = Vec::new();
+    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        match holder(&status, uid, own_depth) {
+            Holder::No => {}
+            Holder::Leftover => found.push(pid),
+            Holder::Elsewhere => return None,
+        }
+    }
+    Some(found)
 }
 
 /// Let only the grading's own group (and root) into `dir`: root keeps it, the group may read
@@ -204,4 +254,64 @@ pub fn share_only_with(dir: &Path, who: &RunAs) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::os::unix::fs::lchown(dir, Some(0), Some(who.gid))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, uid: u32, nspid: &str) -> String {
+        format!(
+            "Name:\techo-process\nState:\t{state}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n\
+             Gid:\t{uid}\t{uid}\t{uid}\t{uid}\nNSpid:\t{nspid}\n"
+        )
+    }
+
+    #[test]
+    fn a_process_of_the_slots_uid_in_the_graders_own_pid_namespace_is_a_leftover() {
+        assert_eq!(
+            holder(&status("S (sleeping)", 7, "4242"), 7, 1),
+            Holder::Leftover
+        );
+        // The grader itself in a container: its /proc is the container's, depth 1 too.
+        assert_eq!(
+            holder(&status("R (running)", 7, "12"), 7, 1),
+            Holder::Leftover
+        );
+    }
+
+    /// Measured in podman as root: a grading on the host claimed slot 0 (its /run/echograde)
+    /// while one in the container had slot 0 too (the container's own /run), and the host's
+    /// SIGKILLed the container's server, listed in the host's /proc with `NSpid: 13398 15`.
+    #[test]
+    fn a_process_of_the_slots_uid_in_a_container_below_is_another_gradings() {
+        assert_eq!(
+            holder(&status("S (sleeping)", 7, "13398\t15"), 7, 1),
+            Holder::Elsewhere
+        );
+        // Nested one more level below a grader that itself runs one level down.
+        assert_eq!(
+            holder(&status("S (sleeping)", 7, "9\t5\t3"), 7, 2),
+            Holder::Elsewhere
+        );
+        assert_eq!(
+            holder(&status("S (sleeping)", 7, "9\t5"), 7, 2),
+            Holder::Leftover
+        );
+    }
+
+    #[test]
+    fn zombies_other_uids_and_kernels_without_nspid_are_told_apart() {
+        assert_eq!(
+            holder(&status("Z (zombie)", 7, "13398\t15"), 7, 1),
+            Holder::No
+        );
+        assert_eq!(
+            holder(&status("S (sleeping)", 8, "13398\t15"), 7, 1),
+            Holder::No
+        );
+        let old_kernel = "State:\tS (sleeping)\nUid:\t7\t7\t7\t7\n";
+        assert_eq!(pid_ns_depth(old_kernel), 1);
+        assert_eq!(holder(old_kernel, 7, 1), Holder::Leftover);
+    }
 }

@@ -87,6 +87,28 @@ pub fn private_copy(bin: &Path) -> (tempfile::TempDir, PathBuf) {
     (d, copy)
 }
 
+/// Build the reference crate's binaries (same profile as the tests) once per test binary;
+/// their folder.
+pub fn reference_bins() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let release = !cfg!(debug_assertions);
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "-p", "echograde-reference", "--bins"])
+            .current_dir(root());
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building the reference servers failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
+        target.join(if release { "release" } else { "debug" })
+    })
+    .clone()
+}
+
 /// The `grade` binary under test.
 pub fn grade_cmd() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("grade").expect("grade binary")
