@@ -106,8 +106,11 @@ pub fn shared(log: &ShimLog, pid: Pid) -> Option<SharedArg> {
     })
 }
 
+/// `/proc/PID/maps`, read as the server's own user (root without `CAP_SYS_PTRACE`, as in
+/// Docker's default container, may not read it otherwise).
 fn read_maps(pid: Pid) -> Option<String> {
     use std::io::Read;
+    let _view = crate::inspect::owner::OwnerView::of(pid);
     let mut buf = Vec::new();
     std::fs::File::open(format!("/proc/{pid}/maps"))
         .ok()?
