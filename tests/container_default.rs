@@ -251,19 +251,14 @@ fn as_root_echo_pool_gets_full_marks() {
     full_marks_as_root("echo-pool", "thread");
 }
 
-/// Autolab's way: the grader itself runs as an ordinary user in the container. The grader and
-/// the server are copied where that user can reach them (the clone may be 0700).
-#[test]
-fn as_an_ordinary_user_a_reference_server_gets_full_marks() {
-    let _ = ready_or_skip!();
+/// The grader and reference server `server` copied into a fresh 0755 folder, where an
+/// ordinary user can run them (the clone itself may be 0700). By cp, as tests/common's
+/// private_copy does (no descriptor open for writing here).
+fn reachable_copies(prefix: &str, server: &str) -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::Builder::new()
-        .prefix("echograde-container-user")
-        .tempdir()
-        .unwrap();
+    let d = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    for src in [grade_bin(), reference_bins().join("echo-process")] {
-        // By cp, as tests/common's private_copy does (no descriptor open for writing here).
+    for src in [grade_bin(), reference_bins().join(server)] {
         let st = std::process::Command::new("cp")
             .arg(&src)
             .arg(d.path())
@@ -271,6 +266,15 @@ fn as_an_ordinary_user_a_reference_server_gets_full_marks() {
             .unwrap();
         assert!(st.success(), "cp {}", src.display());
     }
+    d
+}
+
+/// Autolab's way: the grader itself runs as an ordinary user in the container. The grader and
+/// the server are copied where that user can reach them (the clone may be 0700).
+#[test]
+fn as_an_ordinary_user_a_reference_server_gets_full_marks() {
+    let _ = ready_or_skip!();
+    let d = reachable_copies("echograde-container-user", "echo-process");
     let (code, report, stderr, took) = grade_in_container(
         &["--user", USER],
         Some(d.path()),
@@ -307,20 +311,7 @@ fn as_an_ordinary_user_a_reference_server_gets_full_marks() {
 #[test]
 fn as_an_ordinary_user_in_its_own_user_namespace_a_low_hard_nofile_is_respected() {
     let _ = ready_or_skip!();
-    use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::Builder::new()
-        .prefix("echograde-userns")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    for src in [grade_bin(), reference_bins().join("echo-thread")] {
-        let st = std::process::Command::new("cp")
-            .arg(&src)
-            .arg(d.path())
-            .status()
-            .unwrap();
-        assert!(st.success(), "cp {}", src.display());
-    }
+    let d = reachable_copies("echograde-userns", "echo-thread");
     let args: Vec<OsString> = [
         "-C",
         d.path().to_str().unwrap(),

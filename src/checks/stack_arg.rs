@@ -20,8 +20,6 @@ use std::path::PathBuf;
 
 /// The most of the log read: 64 records per process fit in a few KiB.
 const LOG_CAP: u64 = 1 << 20;
-/// The most of `/proc/PID/maps` read.
-const MAPS_CAP: u64 = 16 << 20;
 
 /// The shim's log for one check: its folder lives as long as this does.
 pub struct ShimLog {
@@ -107,17 +105,9 @@ pub fn shared(log: &ShimLog, pid: Pid) -> Option<SharedArg> {
 }
 
 /// `/proc/PID/maps`, read as the server's own user (root without `CAP_SYS_PTRACE`, as in
-/// Docker's default container, may not read it otherwise).
+/// Docker's default container, may not read it otherwise), bounded.
 fn read_maps(pid: Pid) -> Option<String> {
-    use std::io::Read;
-    let _view = crate::inspect::owner::OwnerView::of(pid);
-    let mut buf = Vec::new();
-    std::fs::File::open(format!("/proc/{pid}/maps"))
-        .ok()?
-        .take(MAPS_CAP)
-        .read_to_end(&mut buf)
-        .ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
+    crate::inspect::owner::read_to_string(pid, "maps").ok()
 }
 
 /// Whose stack `arg` lies in, from the process's mappings: the main thread's `[stack]` when
